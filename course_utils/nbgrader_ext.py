@@ -1,0 +1,43 @@
+"""Pieces that plug into nbgrader: its configuration, loaded the way the
+command line loads it, and a feedback preprocessor that keeps hidden tests
+hidden."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nbconvert.preprocessors import Preprocessor
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+from course_utils.paths import repo_root
+
+
+def load_config(root: Path | None = None) -> Config:
+    """The course's ``nbgrader_config.py`` as a traitlets Config.
+
+    ``NbGraderAPI`` does not read the file by itself, so every ``course``
+    subcommand goes through here and sees exactly what ``nbgrader`` sees.
+    """
+    root = root or repo_root()
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+class HideTestTracebacks(Preprocessor):
+    """Replace the traceback of a failed grading cell by its error message.
+
+    nbgrader's ``ClearHiddenTests`` removes hidden test lines from a cell's
+    source, but the traceback of a failing hidden ``assert`` still prints the
+    line. Students see ``AssertionError: <the test's own message>`` instead,
+    which is what the message is written for.
+    """
+
+    def preprocess_cell(self, cell: Any, resources: dict, index: int):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".rstrip(": ")
+                    output["traceback"] = [message]
+        return cell, resources

@@ -1,0 +1,36 @@
+"""Reproducibility and device choice: one call per notebook, same everywhere."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed python, numpy and torch so that a notebook's numbers (and the
+    multiple-choice answers that depend on its plots) come out the same on
+    every run on the same machine."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """CUDA if present, then Apple's MPS, else the CPU.
+
+    ``prefer`` (or ``$COURSE_DEVICE``) forces a choice, e.g. ``"cpu"`` to
+    compare timings with the course's reference machine.
+    """
+    choice = prefer or os.environ.get("COURSE_DEVICE")
+    if choice:
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

@@ -1,0 +1,41 @@
+"""nbgrader configuration of the course (read by `nbgrader ...` and by the `course` command).
+
+Layout: source notebooks at notebooks/<assignment>/<assignment>.ipynb; student
+versions generated into release/; submissions in submitted/<student>/<assignment>/;
+grades in gradebook.db; feedback in feedback/. Notebooks run in FAST mode while
+nbgrader executes them (see course_utils.paths.is_fast).
+"""
+
+import os
+
+c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
+here = os.path.dirname(os.path.abspath(__file__))
+
+c.CourseDirectory.course_id = "dl-course"
+c.CourseDirectory.root = here
+c.CourseDirectory.source_directory = "notebooks"
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.results.json"]
+
+# What students see in place of a solution.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# One cell may run for at most this long during autograding and validation
+# (notebooks run in FAST mode then, so a cell normally takes seconds).
+c.Execute.timeout = 300
+
+# A submission that deleted a test cell gets it back and is graded on it.
+c.OverwriteCells.add_missing_cells = True
+
+# Release, fetch, submit and collect through a folder inside the course.
+c.Exchange.root = os.path.join(here, "exchange")
+c.Exchange.path_includes_course = True
+
+# Feedback: hidden tests removed from the cells, and failed tests shown by
+# their message only, never by the traceback lines of hidden code.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "course_utils.nbgrader_ext.HideTestTracebacks",
+]
