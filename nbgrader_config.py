@@ -33,9 +33,9 @@ c.Exchange.path_includes_course = True
 
 # Feedback: hidden tests removed from the cells, and failed tests shown by
 # their message only, never by the traceback lines of hidden code.
-c.GenerateFeedback.preprocessors = [
-    "nbgrader.preprocessors.GetGrades",
-    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-    "nbgrader.preprocessors.ClearHiddenTests",
-    "course_utils.nbgrader_ext.HideTestTracebacks",
-]
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
+
+from course_utils.nbgrader_ext import HideTestTracebacks  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, ClearHiddenTests, HideTestTracebacks]

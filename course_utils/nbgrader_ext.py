@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
@@ -32,6 +33,8 @@ class HideTestTracebacks(Preprocessor):
     line. Students see ``AssertionError: <the test's own message>`` instead,
     which is what the message is written for.
     """
+
+    enabled = Bool(True)  # nbconvert runs a registered preprocessor only when enabled
 
     def preprocess_cell(self, cell: Any, resources: dict, index: int):
         meta = cell.metadata.get("nbgrader", {})

@@ -111,3 +111,20 @@ def test_selfcheck_catches_a_test_that_passes_blank(toy_course: Path) -> None:
                'assert square(-2) == 4, "square of a negative number should be positive"', "pass")
     report = selfcheck("toy", only_mutants=["doubles"])
     assert any("blank release scores on test_square" in p for p in report.problems)
+
+
+@pytest.mark.slow
+def test_feedback_html_hides_hidden_tests(toy_course: Path) -> None:
+    from course_utils import mutants as mut
+    from course_utils.scratch import scratch_course
+
+    source = nbformat.read(_toy_notebook(toy_course), as_version=4)
+    signed = next(m for m in mut.load_mutants("toy") if m.name == "signed")
+    with scratch_course("toy") as course:
+        course.release()
+        scores = course.grade("alice", mut.apply(source, signed))
+        assert scores["test_square"].score == 0
+        assert course.api.generate_feedback("toy", "alice")["success"]
+        html = (course.root / "feedback" / "alice" / "toy" / "toy.html").read_text()
+    assert "square of a negative number should be positive" in html  # the test's own message
+    assert "square(-2)" not in html and "BEGIN HIDDEN" not in html  # never its code
