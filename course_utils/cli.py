@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -128,16 +127,7 @@ def cmd_strip(args: argparse.Namespace) -> int:
     return 0
 
 
-def _venv_on_path() -> None:
-    """nbgrader runs helper programs (``alembic``) by name: find them beside this Python
-    even when the command is called as ``.venv/bin/course`` without activating the venv."""
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
-
-
 def main(argv: list[str] | None = None) -> int:
-    _venv_on_path()
     parser = argparse.ArgumentParser(prog="course", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="assignments, graded cells and points")

@@ -4,6 +4,8 @@ hidden."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,17 @@ def load_config(root: Path | None = None) -> Config:
     ``NbGraderAPI`` does not read the file by itself, so every ``course``
     subcommand goes through here and sees exactly what ``nbgrader`` sees.
     """
+    _venv_on_path()
     root = root or repo_root()
     return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+def _venv_on_path() -> None:
+    """nbgrader runs helper programs (``alembic``) by name: find them beside this
+    Python even when it was started as ``.venv/bin/course`` without activating the venv."""
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
 class HideTestTracebacks(Preprocessor):
