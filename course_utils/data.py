@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.metadata
+import os
 import pickle
 import shutil
 import subprocess
@@ -167,7 +168,7 @@ def fetch(name: str) -> Path:
     tried: list[str] = []
     for source in entry.sources:
         raw_dir.mkdir(parents=True, exist_ok=True)
-        partial = raw_dir / (entry.name + ".part")
+        partial = raw_dir / f"{entry.name}.{os.getpid()}.part"  # unique: parallel test workers
         try:
             path = source.fetch(partial)
         except Exception as exc:  # any failure means: try the next source
@@ -221,8 +222,9 @@ def mnist() -> MNIST:
         to_bytes(xte),
         yte.astype(np.int64),
     )
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **data._asdict())
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")  # written whole, then renamed
+    with open(tmp, "wb") as f:
+        np.savez_compressed(f, **data._asdict())
     tmp.replace(cache)
     return data
 
