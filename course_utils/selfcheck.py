@@ -4,7 +4,7 @@ The checks, in order (each failure is listed; any failure exits nonzero):
 
 1. the source's nbgrader metadata is valid and every grade id is unique and meaningful;
 2. the release holds no solution, hidden-test or mark-scheme text;
-3. the solution autogrades to full marks;
+3. the solution autogrades to full marks and no cell of it raises;
 4. the untouched release autogrades to zero on every autograded cell;
 5. every registered mutant loses points on each test cell it targets.
 """
@@ -57,6 +57,18 @@ def release_leaks(source: nbformat.NotebookNode, release: nbformat.NotebookNode)
     return leaks
 
 
+def _errors(executed: nbformat.NotebookNode) -> list[str]:
+    """Cells of the executed solution that raised: a crash outside the graded
+    cells costs no points in nbgrader, but students would hit it."""
+    problems = []
+    for index, cell in enumerate(executed.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                where = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
+                problems.append(f"solution raises {output.get('ename')}: {output.get('evalue', '')[:200]} in {where}")
+    return problems
+
+
 def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: list[str] | None = None) -> Report:
     """Run every check on one assignment; see the module docstring."""
     report = Report(name)
@@ -84,6 +96,7 @@ def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: li
         report.lines.append(f"solution: {got:g}/{total:g}" + (f" (lost points on {', '.join(missed)})" if missed else ""))
         if missed:
             report.problems.append(f"solution loses points on {', '.join(missed)}")
+        report.problems += _errors(nbformat.read(course.autograded_notebook("solution"), as_version=4))
 
         blank = course.grade("blank", release)
         got_blank, _ = _auto_total(blank, tests)
