@@ -97,13 +97,17 @@ class PigLatinData:
     test: list[Pair]
 
 
-def load_pairs(size: str = "small", seed: int = 0) -> PigLatinData:
-    """The small or large dataset, split 80/20 by a fixed permutation of the words."""
+def load_pairs(size: str = "small", seed: int = 0, max_test: int | None = None) -> PigLatinData:
+    """The small or large dataset, split 80/20 by a fixed permutation of the words.
+
+    ``max_test`` keeps only the first test words (FAST mode: a few hundred words are
+    enough to see that evaluation runs); the training words never change.
+    """
     words = frequent_words()[: SIZES[size]]
     order = np.random.default_rng(seed).permutation(len(words))
     n_test = int(round(TEST_FRACTION * len(words)))
     pairs = [(words[i], pig_latin(words[i])) for i in order]
-    return PigLatinData(size, pairs[n_test:], pairs[:n_test])
+    return PigLatinData(size, pairs[n_test:], pairs[:n_test][:max_test])
 
 
 # ----------------------------------------------------------------------------- vocabulary
@@ -187,8 +191,9 @@ def epochs_of_batches(pairs: Sequence[Pair], batch_size: int, seed: int = 0) -> 
 
 # ----------------------------------------------------------------------------- given models
 
-def _mlp(hidden_size: int, dropout: float) -> nn.Sequential:
-    """The position-wise feed-forward block of a Transformer layer (normalised input)."""
+def mlp_block(hidden_size: int, dropout: float = 0.1) -> nn.Sequential:
+    """The position-wise feed-forward block of a Transformer layer. It normalises its own
+    input (pre-norm), which keeps training stable at a large learning rate."""
     return nn.Sequential(nn.LayerNorm(hidden_size), nn.Linear(hidden_size, 2 * hidden_size), nn.ReLU(),
                          nn.Linear(2 * hidden_size, hidden_size), nn.Dropout(dropout))
 
@@ -205,7 +210,7 @@ class TransformerEncoder(nn.Module):
         self.register_buffer("positions", positional_encodings(max_len, hidden_size).float(), persistent=False)
         self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) for _ in range(num_layers))
         self.self_attentions = nn.ModuleList(attention(hidden_size) for _ in range(num_layers))
-        self.mlps = nn.ModuleList(_mlp(hidden_size, dropout) for _ in range(num_layers))
+        self.mlps = nn.ModuleList(mlp_block(hidden_size, dropout) for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(hidden_size)
         self.dropout = nn.Dropout(dropout)
 
@@ -234,7 +239,7 @@ class AttentionDecoder(nn.Module):
         self.self_attentions = nn.ModuleList(causal_attention(hidden_size) for _ in range(num_layers))
         self.cross_norms = nn.ModuleList(nn.LayerNorm(hidden_size) for _ in range(num_layers))
         self.cross_attentions = nn.ModuleList(attention(hidden_size) for _ in range(num_layers))
-        self.mlps = nn.ModuleList(_mlp(hidden_size, dropout) for _ in range(num_layers))
+        self.mlps = nn.ModuleList(mlp_block(hidden_size, dropout) for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(hidden_size)
         self.out = nn.Linear(hidden_size, vocab_size)
         self.dropout = nn.Dropout(dropout)
@@ -443,6 +448,26 @@ def plot_attention(word: str, translation: str, maps: Sequence[np.ndarray]):
     return fig
 
 
+def plot_positional_encodings(encodings: torch.Tensor):
+    """The encoding table as an image (positions down, dimensions across) and a few of its
+    columns as curves: fast waves in the first columns, slow ones in the last."""
+    import matplotlib.pyplot as plt
+
+    table = encodings.detach().cpu().numpy()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    image = left.imshow(table, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    left.set_xlabel("dimension")
+    left.set_ylabel("position")
+    left.grid(False)
+    fig.colorbar(image, ax=left)
+    for column in sorted({0, 1, 4, table.shape[1] // 2, table.shape[1] - 2} & set(range(table.shape[1]))):
+        right.plot(table[:, column], label=f"dim {column}")
+    right.set_xlabel("position")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_loss_comparison(histories: dict[str, dict[str, list[float]]], title: str):
     """Training (smoothed) and validation loss of several runs, against gradient steps."""
     import matplotlib.pyplot as plt
@@ -469,16 +494,18 @@ def checkpoint_path(name: str) -> Path:
     return folder / f"nmt-{name}.pt"
 
 
-def save_model(model: nn.Module, name: str, config: dict) -> Path:
-    """Save weights plus the constructor arguments needed to rebuild the model."""
+def save_model(model: nn.Module, name: str, config: dict, history: dict[str, list[float]]) -> Path:
+    """Save weights, the constructor arguments that rebuild the model, and its training
+    history (so the loss plots can be redrawn without retraining)."""
     path = checkpoint_path(name)
-    torch.save({"config": config, "state_dict": model.state_dict()}, path)
+    torch.save({"config": config, "state_dict": model.state_dict(), "history": history}, path)
     return path
 
 
-def load_model(name: str, build: Callable[..., nn.Module]) -> nn.Module:
-    """Rebuild a saved model with ``build(**config)`` and load its weights (evaluation mode)."""
+def load_model(name: str, build: Callable[..., nn.Module]) -> tuple[nn.Module, dict[str, list[float]]]:
+    """Rebuild a saved model with ``build(**config)``, load its weights (evaluation mode)
+    and return it with its training history."""
     saved = torch.load(checkpoint_path(name), map_location="cpu", weights_only=True)
     model = build(**saved["config"])
     model.load_state_dict(saved["state_dict"])
-    return model.eval()
+    return model.eval(), saved["history"]
