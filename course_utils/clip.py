@@ -427,8 +427,10 @@ def plot_accuracies(accuracies: dict[str, float], *, ax=None, title: str | None 
     names = list(accuracies)[::-1]
     values = [accuracies[n] for n in names]
     ax.barh(names, values, color="tab:blue")
-    for y, v in enumerate(values):
-        ax.text(min(v, 0.9) + 0.01, y, f"{v:.1%}", va="center", fontsize=9)
+    for y, v in enumerate(values):  # the label inside long bars, after short ones
+        inside = v > 0.8
+        ax.text(v - 0.01 if inside else v + 0.01, y, f"{v:.1%}", va="center", fontsize=9,
+                ha="right" if inside else "left", color="white" if inside else "black")
     ax.axvline(chance, color="gray", ls="--", lw=1, label="chance")
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy on the MNIST test set")
