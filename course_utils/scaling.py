@@ -10,8 +10,9 @@ A run's budget is counted by PyTorch's FLOP counter (the matrix multiplies of
 one forward and backward pass), never by a formula, so the notebook's own
 FLOPs rule can be checked against a measurement.
 
-Regenerate the cached sweep ``data/scaling_laws_sweep.json`` (about ten minutes
-on two CPU cores)::
+Regenerate the cached sweep ``data/scaling_laws_sweep.json`` (24 runs, one per
+CPU core at a time; the committed one took 39 minutes on two cores shared with
+other heavy jobs)::
 
     .venv/bin/python -m course_utils.scaling --sweep
 """
