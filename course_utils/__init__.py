@@ -37,6 +37,12 @@ def setup(seed: int = 0):
     seed_everything(seed)
     use_style()
     fast = is_fast()
+    if fast:
+        # FAST runs are tiny and graders run many of them side by side: one
+        # thread each avoids oversubscribing the cores (many times slower).
+        import torch
+
+        torch.set_num_threads(1)
     device = pick_device()
     mode = "FAST (shrunk for tests and autograding)" if fast else "full"
     print(f"course_utils: seed {seed}, device {device}, {mode} mode")
