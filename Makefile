@@ -31,7 +31,7 @@ author: setup  ## JupyterLab for instructors, on the source notebooks
 	$(BIN)/jupyter lab --notebook-dir=.
 
 test: setup  ## every check: package tests, then selfcheck of every assignment
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15
 
 selfcheck: setup
 	$(BIN)/course selfcheck
