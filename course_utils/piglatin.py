@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch.nn.functional as F
 from course_utils import data
 from course_utils.paths import data_dir
 from course_utils.training import train_loop
+from course_utils.repro import one_thread
 
 VOWELS = set("aeiou")
 SIZES = {"small": 3_200, "large": 22_000}
@@ -281,19 +281,6 @@ class EncoderDecoder(nn.Module):
 
 
 # ----------------------------------------------------------------------------- training
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread inside the block. These models are so small that a
-    second thread only adds synchronisation; on a busy two-core laptop two threads
-    made a training step more than ten times slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
 
 def encdec_loss(model: EncoderDecoder, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of every target character and of the final EOS, with teacher forcing."""

@@ -29,7 +29,6 @@ import os
 import sys
 import time
 import unicodedata
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -43,6 +42,7 @@ from torch import nn
 from course_utils import data
 from course_utils.paths import data_dir, repo_root
 from course_utils.training import train_loop
+from course_utils.repro import one_thread
 
 CORPUS_FILE = data.register(
     data.RawFile(
@@ -203,21 +203,6 @@ def validation_loss(model: nn.Module, tokens: torch.Tensor, context: int = CONTE
               for xb, yb in zip(x.split(64), y.split(64))]
     model.train()
     return sum(losses) / n
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread inside the block.
-
-    Matrices this small gain nothing from a second thread, and on a busy
-    machine two threads that wait for each other make a step 20x slower.
-    """
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def train_to_budget(shape: tuple[int, int], budget: float, corpus: CharCorpus, *, lr: float = 5e-3,
