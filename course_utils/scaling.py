@@ -11,8 +11,7 @@ one forward and backward pass), never by a formula, so the notebook's own
 FLOPs rule can be checked against a measurement.
 
 Regenerate the cached sweep ``data/scaling_laws_sweep.json`` (24 runs, one per
-CPU core at a time; the committed one took 39 minutes on two cores shared with
-other heavy jobs)::
+CPU core at a time; about 140 s on two idle cores)::
 
     .venv/bin/python -m course_utils.scaling --sweep
 """
