@@ -55,3 +55,28 @@ class HideTestTracebacks(Preprocessor):
                     message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".rstrip(": ")
                     output["traceback"] = [message]
         return cell, resources
+
+
+def grading_config(root: Path, settings: Any, report: Path) -> Config:
+    """The course's configuration, pointed at a scratch course in ``root`` and
+    executing with :class:`course_utils.grading_execute.GradingExecute`."""
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
+                                        SaveAutoGrades)
+
+    from course_utils.grading_execute import GradingExecute
+
+    config = load_config()
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+    config.Exchange.root = str(root / "exchange")
+    config.Autograde.autograde_preprocessors = [GradingExecute, IgnorePattern, ClearMetadataPreprocessor,
+                                                LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    ge = config.GradingExecute
+    ge.timeout = settings.cell_timeout
+    ge.use_sandbox = settings.sandbox
+    ge.run_dir = str(root / ".kernel")
+    ge.memory_mib, ge.cpu_seconds, ge.processes = settings.memory_mib, settings.cpu_seconds, settings.processes
+    ge.max_restarts = settings.max_restarts
+    ge.report_file = str(report)
+    return config

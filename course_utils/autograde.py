@@ -1,0 +1,277 @@
+"""``course autograde``: grade every submission of an assignment in parallel.
+
+nbgrader grades one submission after another and writes the gradebook as it
+goes. Here a coordinator reads ``submitted/<student>/<assignment>/``, sends
+each submission to a dask worker (a LocalCluster on this machine by default,
+or any cluster by its scheduler's address: the same code path), and writes
+each result as it comes back: the autograded notebook into
+``autograded/<student>/<assignment>/``, the scores into the gradebook
+through nbgrader's own ``SaveAutoGrades`` (so formgrader and
+``generate_feedback`` work as usual), and a status record into
+``grading/<assignment>/<student>.json``. Workers never open the gradebook,
+so they never contend for it, and it may be any SQLAlchemy URL.
+
+A run that stops half-way resumes: a submission whose status record is
+``graded`` or ``flagged`` for the same files is not graded again unless
+``force`` is given.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from tqdm.auto import tqdm
+
+from course_utils.gradejob import FLAGGED, GRADED, NOT_GRADED, Kit, Outcome, Settings, Submission, grade
+from course_utils.paths import repo_root
+
+MAX_SUBMISSION_MB = 50
+
+
+class GradingSetupError(RuntimeError):
+    """The run cannot start (missing release, no sandbox): nothing was graded."""
+
+
+def status_dir(assignment: str) -> Path:
+    return repo_root() / "grading" / assignment
+
+
+def read_status(assignment: str, student: str) -> dict | None:
+    path = status_dir(assignment) / f"{student}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def db_url(config) -> str:  # noqa: ANN001 (a traitlets Config)
+    return config.CourseDirectory.get("db_url") or f"sqlite:///{repo_root() / 'gradebook.db'}"
+
+
+def make_kit(assignment: str, config) -> Kit:  # noqa: ANN001
+    """The assignment's gradebook entry, made from the source notebook and checked
+    against the course gradebook, plus its non-notebook files."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from course_utils.scratch import scratch_course
+
+    with Gradebook(db_url(config)) as gb:
+        try:
+            released = {c.name: c.checksum for c in _grade_cells(gb, assignment)}
+        except MissingEntry:
+            raise GradingSetupError(f"{assignment} is not in the gradebook: run `course release {assignment}` "
+                                    "first (nbgrader grades against the released version).") from None
+    with scratch_course(assignment) as scratch:
+        scratch.release()
+        with Gradebook(scratch.config.CourseDirectory.db_url) as gb:
+            fresh = {c.name: c.checksum for c in _grade_cells(gb, assignment)}
+            notebooks = [nb.name for nb in gb.find_assignment(assignment).notebooks]
+        gradebook = (scratch.root / "gradebook.db").read_bytes()
+    if fresh != released:
+        raise GradingSetupError(f"notebooks/{assignment} changed since it was released (its graded cells differ "
+                                f"from the gradebook's): run `course release {assignment}` so grading uses the "
+                                "tests students were given, or restore the notebook.")
+    source = repo_root() / "notebooks" / assignment
+    ignore = {".ipynb_checkpoints", "__pycache__"}
+    files = {str(p.relative_to(source)): p.read_bytes() for p in sorted(source.rglob("*"))
+             if p.is_file() and p.suffix != ".ipynb" and not p.name.endswith(".results.json")
+             and not ignore & set(p.parts)}
+    return Kit(assignment, notebooks, gradebook, files)
+
+
+def _grade_cells(gb, assignment: str) -> list:  # noqa: ANN001
+    return [c for nb in gb.find_assignment(assignment).notebooks for c in nb.source_cells]
+
+
+def submissions(assignment: str, students: Iterable[str] | None = None) -> list[Submission]:
+    """Every collected submission of ``assignment`` (``submitted/<student>/<assignment>/``)."""
+    root = repo_root() / "submitted"
+    wanted = set(students or [])
+    found = []
+    for folder in sorted(root.glob(f"*/{assignment}")) if root.is_dir() else []:
+        student = folder.parent.name
+        if wanted and student not in wanted:
+            continue
+        files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+                 if p.is_file() and ".ipynb_checkpoints" not in p.parts and p.name != "timestamp.txt"}
+        stamp = folder / "timestamp.txt"
+        found.append(Submission(student, files, stamp.read_text().strip() if stamp.is_file() else None))
+    missing = wanted - {s.student for s in found}
+    if missing:
+        raise GradingSetupError(f"no submission of {assignment} from {', '.join(sorted(missing))} in submitted/ "
+                                "(run `nbgrader collect` first?)")
+    return found
+
+
+@dataclass
+class RunSummary:
+    graded: int = 0
+    flagged: int = 0
+    not_graded: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (f"graded {self.graded}, flagged for review {self.flagged}, not graded {self.not_graded}, "
+                f"skipped (already graded) {self.skipped} in {self.seconds:.0f} s")
+
+
+def autograde(assignment: str, students: list[str] | None = None, workers: int = 2, scheduler: str | None = None,
+              force: bool = False, settings: Settings | None = None, progress: bool = True) -> RunSummary:
+    """Grade the submissions of ``assignment`` on dask workers; write results as they arrive."""
+    import time
+
+    from course_utils import sandbox
+    from course_utils.nbgrader_ext import load_config
+
+    started = time.monotonic()
+    settings = settings or Settings()
+    config = load_config()
+    if settings.sandbox:
+        sandbox.check()
+        _warm_data()
+    kit = make_kit(assignment, config)
+    todo, summary = [], RunSummary()
+    for sub in submissions(assignment, students):
+        previous = read_status(assignment, sub.student)
+        if not force and previous and previous["status"] in (GRADED, FLAGGED) and previous["digest"] == sub.digest:
+            summary.skipped += 1
+        else:
+            todo.append(sub)
+    for outcome in _run(kit, todo, settings, workers, scheduler, progress):
+        record(kit, outcome, next(s for s in todo if s.student == outcome.student), config)
+        summary.graded += outcome.status == GRADED
+        summary.flagged += outcome.status == FLAGGED
+        summary.not_graded += outcome.status == NOT_GRADED
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _warm_data() -> None:
+    """Fill the data cache before grading: the sandbox sees it read-only."""
+    from course_utils import data
+
+    for name in data.REGISTRY:
+        data.fetch(name)
+    data.mnist()
+
+
+def _run(kit: Kit, todo: list[Submission], settings: Settings, workers: int, scheduler: str | None,
+         progress: bool) -> Iterable[Outcome]:
+    """Outcomes in the order they finish, from dask workers."""
+    if not todo:
+        return
+    import logging
+
+    from distributed import Client, LocalCluster, as_completed
+
+    if scheduler:
+        client, cluster = Client(scheduler), None
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster)
+    try:
+        kit_future = client.scatter(kit, broadcast=True)
+        futures = {client.submit(grade, kit_future, sub, settings, key=f"grade-{kit.assignment}-{sub.student}",
+                                 pure=False): sub.student for sub in todo}
+        bar = tqdm(total=len(futures), desc=f"autograde {kit.assignment}", unit="sub", disable=not progress)
+        for future in as_completed(futures):
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 (a worker lost, or the task itself failed)
+                outcome = Outcome(futures[future], NOT_GRADED, reason=f"the grading worker failed: {exc!r}")
+            bar.update()
+            bar.set_postfix_str(f"{outcome.student}: {outcome.status}")
+            yield outcome
+        bar.close()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def record(kit: Kit, outcome: Outcome, sub: Submission, config) -> None:  # noqa: ANN001
+    """Write one outcome: autograded folder and gradebook (graded or flagged), status record (always)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    outcome.digest = outcome.digest or sub.digest
+    dest = repo_root() / "autograded" / sub.student / kit.assignment
+    url = db_url(config)
+    if outcome.status == NOT_GRADED:
+        shutil.rmtree(dest, ignore_errors=True)
+        with Gradebook(url) as gb:
+            try:
+                gb.remove_submission(kit.assignment, sub.student)
+            except MissingEntry:
+                pass
+        _write_note(kit.assignment, outcome)
+    else:
+        _write_autograded(dest, kit, sub, outcome)
+        _save_grades(url, kit, sub, outcome, config)
+        note = repo_root() / "feedback" / sub.student / kit.assignment / "NOT-GRADED.txt"
+        note.unlink(missing_ok=True)
+    folder = status_dir(kit.assignment)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{sub.student}.json.tmp"
+    tmp.write_text(json.dumps(outcome.to_json(), indent=1))
+    tmp.replace(folder / f"{sub.student}.json")  # atomic: an interrupted run never leaves half a record
+
+
+def _write_autograded(dest: Path, kit: Kit, sub: Submission, outcome: Outcome) -> None:
+    staging = Path(tempfile.mkdtemp(dir=dest.parent.parent if dest.parent.parent.exists() else None))
+    try:
+        for files in (sub.files, kit.files):  # the assignment's own files win, as in nbgrader
+            for rel, data in files.items():
+                path = staging / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+        for name, text in outcome.notebooks.items():
+            (staging / f"{name}.ipynb").write_text(text)
+        if sub.timestamp:
+            (staging / "timestamp.txt").write_text(sub.timestamp)
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staging), dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _save_grades(url: str, kit: Kit, sub: Submission, outcome: Outcome, config) -> None:  # noqa: ANN001
+    import nbformat
+    from nbgrader.api import Gradebook
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+    from nbgrader.utils import parse_utc
+
+    with Gradebook(url) as gb:
+        gb.update_or_create_student(sub.student)
+        if sub.timestamp:
+            gb.update_or_create_submission(kit.assignment, sub.student, timestamp=parse_utc(sub.timestamp))
+        else:
+            gb.update_or_create_submission(kit.assignment, sub.student)
+    flagged = {t["cell"] for t in outcome.report.get("tampered", [])}
+    for name, text in outcome.notebooks.items():
+        nb = nbformat.reads(text, as_version=4)
+        resources = {"nbgrader": {"db_url": url, "assignment": kit.assignment, "notebook": name,
+                                  "student": sub.student}}
+        SaveAutoGrades(config=config).preprocess(nb, resources)
+        AssignLatePenalties(config=config).preprocess(nb, resources)
+        if flagged:
+            with Gradebook(url) as gb:
+                for grade_row in gb.find_submission_notebook(name, kit.assignment, sub.student).grades:
+                    if grade_row.name in flagged:
+                        grade_row.needs_manual_grade = True  # formgrader lists it for review
+                gb.db.commit()
+
+
+def _write_note(assignment: str, outcome: Outcome) -> None:
+    """A feedback note for a submission that could not be graded: the reason and what to do."""
+    folder = repo_root() / "feedback" / outcome.student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "NOT-GRADED.txt").write_text(
+        f"Your submission of {assignment} could not be graded, so it has no score yet (it is not a zero).\n\n"
+        f"Reason: {outcome.reason}\n\n"
+        "What to do: fix this and submit again, or contact your TA, who can see the same reason in the "
+        "course's grade export.\n")

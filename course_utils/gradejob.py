@@ -1,0 +1,223 @@
+"""Grade one submission, start to finish, in a scratch course of its own.
+
+This is the task a grading worker runs (:mod:`course_utils.autograde` sends
+it to dask workers, local or on a cluster). Everything it needs arrives in
+memory and everything it makes goes back in memory, so a worker needs the
+course environment installed but no view of the course folder: it never
+opens the real gradebook, which only the coordinator writes.
+
+nbgrader itself runs in a child process with a wall-clock limit on the whole
+run; the kernel inside it runs in the sandbox (see
+:mod:`course_utils.grading_execute`). Whatever goes wrong comes back as an
+:class:`Outcome` with status ``"not graded"`` and the reason, never as a zero.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+GRADED, FLAGGED, NOT_GRADED = "graded", "flagged", "not graded"
+
+
+@dataclass
+class Settings:
+    """How submissions are graded: the same for every worker of a run."""
+
+    fast: bool = True
+    sandbox: bool = True
+    cell_timeout: int = 300  # seconds one cell may run
+    run_timeout: int = 1800  # seconds the whole grading of one submission may take
+    memory_mib: int = 8192
+    cpu_seconds: int = 1800
+    processes: int = 256
+    max_restarts: int = 3
+
+
+@dataclass
+class Kit:
+    """What every task of one assignment shares: its gradebook entry and files."""
+
+    assignment: str
+    notebooks: list[str]  # notebook names without .ipynb
+    gradebook: bytes  # an SQLite gradebook holding only this assignment (its cells, tests, checksums)
+    files: dict[str, bytes] = field(default_factory=dict)  # the assignment's other files (data, images)
+
+
+@dataclass
+class Submission:
+    student: str
+    files: dict[str, bytes]  # the student's submitted folder, by relative path
+    timestamp: str | None = None
+
+    @property
+    def digest(self) -> str:
+        """sha256 over the submitted files: a changed submission is graded again."""
+        h = hashlib.sha256()
+        for name in sorted(self.files):
+            h.update(name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
+        return h.hexdigest()
+
+
+@dataclass
+class Outcome:
+    student: str
+    status: str
+    reason: str = ""
+    digest: str = ""
+    notebooks: dict[str, str] = field(default_factory=dict)  # name -> autograded notebook JSON
+    scores: dict[str, list[float]] = field(default_factory=dict)  # grade_id -> [score, max_score]
+    report: dict = field(default_factory=dict)  # kernel deaths, tampering, truncated output
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("notebooks")
+        return data
+
+
+def precheck(kit: Kit, submission: Submission) -> str:
+    """Why the submission cannot be graded at all, or ''."""
+    import nbformat
+
+    for name in kit.notebooks:
+        raw = submission.files.get(f"{name}.ipynb")
+        if raw is None:
+            found = sorted(n for n in submission.files if n.endswith(".ipynb")) or ["no notebook"]
+            return (f"{name}.ipynb is missing from the submission (found: {', '.join(found)}); "
+                    f"the notebook must keep its released name")
+        try:
+            nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+            nbformat.validate(nb)
+        except UnicodeDecodeError:
+            return f"{name}.ipynb is not a text file"
+        except Exception as exc:  # noqa: BLE001 (nbformat raises several unrelated types)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return f"{name}.ipynb is not a valid notebook (invalid JSON or structure): {first}"
+    return ""
+
+
+def grade(kit: Kit, submission: Submission, settings: Settings) -> Outcome:
+    """Grade one submission; never raises for a bad submission."""
+    started = time.monotonic()
+    outcome = Outcome(submission.student, NOT_GRADED, digest=submission.digest)
+    problem = precheck(kit, submission)
+    if problem:
+        outcome.reason = problem
+        return outcome
+    root = Path(tempfile.mkdtemp(prefix=f"grade-{kit.assignment}-"))
+    try:
+        _lay_out(root, kit, submission)
+        _run_nbgrader(root, kit, submission, settings, outcome)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        outcome.seconds = round(time.monotonic() - started, 2)
+    return outcome
+
+
+def _lay_out(root: Path, kit: Kit, submission: Submission) -> None:
+    (root / "gradebook.db").write_bytes(kit.gradebook)
+    source = root / "notebooks" / kit.assignment
+    source.mkdir(parents=True)
+    for rel, data in kit.files.items():
+        _write(source, rel, data)
+    folder = root / "submitted" / submission.student / kit.assignment
+    folder.mkdir(parents=True)
+    for rel, data in submission.files.items():
+        _write(folder, rel, data)
+    if submission.timestamp:
+        (folder / "timestamp.txt").write_text(submission.timestamp)
+
+
+def _write(folder: Path, rel: str, data: bytes) -> None:
+    path = (folder / rel).resolve()
+    if folder.resolve() not in path.parents:
+        return  # a path such as ../../x never leaves the folder
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _run_nbgrader(root: Path, kit: Kit, submission: Submission, settings: Settings, outcome: Outcome) -> None:
+    job = {"root": str(root), "assignment": kit.assignment, "student": submission.student,
+           "settings": asdict(settings)}
+    env = dict(os.environ, COURSE_FAST="1" if settings.fast else "0")
+    proc = subprocess.Popen([sys.executable, "-m", "course_utils.gradejob", json.dumps(job)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=settings.run_timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # sandboxed kernels die with it (bwrap --die-with-parent)
+        proc.communicate()
+        outcome.reason = f"grading took longer than the whole-run limit of {settings.run_timeout} s"
+        return
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-12:]
+        outcome.reason = "nbgrader could not grade it: " + " | ".join(tail)
+        return
+    folder = root / "autograded" / submission.student / kit.assignment
+    report_path = root / "report.json"
+    outcome.report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    for name in kit.notebooks:
+        path = folder / f"{name}.ipynb"
+        if not path.is_file():
+            outcome.reason = f"nbgrader produced no autograded copy of {name}.ipynb"
+            return
+        outcome.notebooks[name] = path.read_text()
+    outcome.scores = json.loads(done.stdout.strip().splitlines()[-1])
+    tampered = outcome.report.get("tampered") or []
+    if tampered:
+        outcome.status = FLAGGED
+        what = sorted({name for t in tampered for name in t["changed"]})
+        outcome.reason = "replaced what the tests check with (" + ", ".join(what) + "): review before release"
+    else:
+        outcome.status = GRADED
+        outcome.reason = _notes(outcome.report)
+
+
+def _notes(report: dict) -> str:
+    notes = []
+    if report.get("kernel_deaths"):
+        notes.append("kernel died in " + ", ".join(report["kernel_deaths"]) + " (restarted; marks above kept)")
+    if report.get("not_run"):
+        notes.append(f"{len(report['not_run'])} cells not run")
+    if report.get("truncated"):
+        notes.append("output cut in " + ", ".join(report["truncated"]))
+    return "; ".join(notes)
+
+
+def _child(job: dict) -> int:
+    """In the child process: autograde with nbgrader in the scratch course, print the scores."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.api import Gradebook
+    from nbgrader.coursedir import CourseDirectory
+
+    from course_utils.nbgrader_ext import grading_config
+
+    root, assignment, student = Path(job["root"]), job["assignment"], job["student"]
+    config = grading_config(root, Settings(**job["settings"]), report=root / "report.json")
+    api = NbGraderAPI(CourseDirectory(config=config), config=config)
+    result = api.autograde(assignment, student, force=True, create=True)
+    if not result["success"]:
+        print(result.get("error") or result.get("log"), file=sys.stderr)
+        return 1
+    with Gradebook(config.CourseDirectory.db_url) as gb:
+        scores = {}
+        for nb in gb.find_submission(assignment, student).notebooks:
+            for g in nb.grades:
+                scores[g.name] = [float(g.score or 0), float(g.max_score or 0)]
+    print(json.dumps(scores))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(json.loads(sys.argv[1])))

