@@ -8,6 +8,11 @@
     course selfcheck [A ...] [--fast]
                                      prove assignments sound (see course_utils.selfcheck)
     course strip [NB ...]            clear outputs of source notebooks before a commit
+    course validate NOTEBOOK         run a notebook's visible tests; exit 0 only if all pass
+    course autograde A [--students S ...] [--workers N | --scheduler ADDRESS] [--force]
+                                     grade collected submissions in parallel, sandboxed, resumable
+    course export [A ...] [-o FILE]  grades as CSV with a status column (never a zero for "not graded")
+    course feedback A                feedback for graded submissions; notes for the rest
 """
 
 from __future__ import annotations
@@ -127,6 +132,88 @@ def cmd_strip(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Exit 0 only when every visible test passes (plain ``nbgrader validate`` exits 0 regardless)."""
+    import nbformat
+    from nbgrader.validator import Validator
+
+    from course_utils.nbgrader_ext import load_config
+
+    path = Path(args.notebook)
+    if not path.is_file():
+        print(f"{path}: no such notebook", file=sys.stderr)
+        return 2
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:  # noqa: BLE001 (invalid JSON and invalid structure raise different types)
+        print(f"{path} is not a readable notebook ({exc.__class__.__name__}): restore it from your last "
+              "checkpoint (File > Revert) or fetch a fresh copy of the assignment", file=sys.stderr)
+        return 2
+    if not any(assignments.cell_kind(c.metadata.get("nbgrader", {})) == "tests" for c in nb.cells):
+        print(f"{path} has no test cells: is it the assignment notebook?", file=sys.stderr)
+        return 2
+    results = Validator(config=load_config()).validate(str(path))
+    for kind, message in (("type_changed", "a graded cell changed its type"),
+                          ("changed", "a test or read-only cell was edited; tests are restored when graded"),
+                          ("failed", "a test failed")):
+        for cell in results.get(kind, []):
+            print(f"{message}:\n  {cell['source'].splitlines()[0] if cell['source'] else ''}")
+            if cell.get("raw_error"):
+                print("  " + cell["raw_error"].strip().splitlines()[-1])
+    if results:
+        print(f"{path}: NOT all visible tests pass", file=sys.stderr)
+        return 1
+    print(f"{path}: all visible tests pass (hidden tests run at grading)")
+    return 0
+
+
+def cmd_autograde(args: argparse.Namespace) -> int:
+    from course_utils.autograde import GradingSetupError, autograde
+    from course_utils.gradejob import Settings
+    from course_utils.sandbox import SandboxUnavailable
+
+    settings = Settings(fast=not args.full, sandbox=not args.no_sandbox, cell_timeout=args.cell_timeout,
+                        run_timeout=args.run_timeout, memory_mib=args.memory_mib)
+    if args.no_sandbox:
+        print("WARNING: --no-sandbox: student code runs as you, with your files and network.", file=sys.stderr)
+    try:
+        summary = autograde(args.assignment, students=args.students, workers=args.workers,
+                            scheduler=args.scheduler, force=args.force, settings=settings)
+    except (GradingSetupError, SandboxUnavailable) as exc:
+        print(f"course autograde: nothing graded: {exc}", file=sys.stderr)
+        return 2
+    print(summary.line())
+    print(f"`course export {args.assignment}` lists every status and reason.")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from course_utils.export import rows, write_csv
+    from course_utils.nbgrader_ext import load_config
+
+    table = rows(load_config(), args.assignments or None)
+    if args.output:
+        with open(args.output, "w", newline="") as out:
+            write_csv(table, out)
+        counts: dict[str, int] = {}
+        for row in table:
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        print(f"wrote {args.output}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    else:
+        write_csv(table)
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from course_utils.export import feedback
+    from course_utils.nbgrader_ext import load_config
+
+    made, notes = feedback(args.assignment, load_config())
+    print(f"feedback/: {made} feedback files, {notes} not-graded notes; "
+          f"`nbgrader release_feedback {args.assignment}` hands them out")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="course", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +240,29 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("strip", help="clear outputs of source notebooks")
     p.add_argument("notebooks", nargs="*")
     p.set_defaults(func=cmd_strip)
+    p = sub.add_parser("validate", help="run a notebook's visible tests; exit 0 only if all pass")
+    p.add_argument("notebook")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("autograde", help="grade collected submissions in parallel, sandboxed")
+    p.add_argument("assignment")
+    p.add_argument("--students", nargs="+", help="only these students (default: every submission)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=2, help="local dask workers (default 2)")
+    where.add_argument("--scheduler", help="address of a running dask scheduler, e.g. tcp://10.0.0.5:8786")
+    p.add_argument("--force", action="store_true", help="grade again what is already graded")
+    p.add_argument("--cell-timeout", type=int, default=300, help="seconds one cell may run")
+    p.add_argument("--run-timeout", type=int, default=1800, help="seconds the grading of one submission may take")
+    p.add_argument("--memory-mib", type=int, default=8192, help="address-space limit of a kernel")
+    p.add_argument("--full", action="store_true", help="run notebooks at full size, not in FAST mode")
+    p.add_argument("--no-sandbox", action="store_true", help="no isolation: only for code you trust")
+    p.set_defaults(func=cmd_autograde)
+    p = sub.add_parser("export", help="grades as CSV with a status column")
+    p.add_argument("assignments", nargs="*")
+    p.add_argument("-o", "--output", help="CSV file (default: standard output)")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("feedback", help="feedback files, and notes for submissions that were not graded")
+    p.add_argument("assignment")
+    p.set_defaults(func=cmd_feedback)
     args = parser.parse_args(argv)
     return args.func(args)
 

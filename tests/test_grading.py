@@ -28,14 +28,15 @@ def _edit_cell(path: Path, grade_id: str, old: str, new: str) -> None:
 def test_list_counts_cells_and_points(toy_course: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["list"]) == 0
     row = capsys.readouterr().out.splitlines()[1].split()
-    assert row == ["toy", "1", "2", "1", "1"]
+    assert row == ["toy", "2", "4", "1", "1"]
 
 
 def test_metadata_problems_catch_duplicates_and_generated_ids(toy_course: Path) -> None:
     path = _toy_notebook(toy_course)
     nb = nbformat.read(path, as_version=4)
-    nb.cells[2].metadata.nbgrader.grade_id = "square"  # the test cell now shares the answer's id
-    nb.cells[4].metadata.nbgrader.grade_id = "cell-0123456789abcdef"
+    by_id = {c.metadata.nbgrader.grade_id: c for c in nb.cells}
+    by_id["test_square"].metadata.nbgrader.grade_id = "square"  # the test cell now shares the answer's id
+    by_id["why_negative"].metadata.nbgrader.grade_id = "cell-0123456789abcdef"
     nbformat.write(nb, path)
     problems = " ".join(assignments.metadata_problems(assignments.load("toy")))
     assert "'square' is used by more than one cell" in problems
@@ -85,7 +86,7 @@ def test_feedback_shows_messages_not_hidden_code() -> None:
 def test_selfcheck_accepts_a_sound_assignment(toy_course: Path) -> None:
     report = selfcheck("toy")
     assert report.ok, report.problems
-    assert report.summary.startswith("selfcheck toy: OK solution 2/2, blank 0/2, mutants 2/2 rejected")
+    assert report.summary.startswith("selfcheck toy: OK solution 4/4, blank 0/4, mutants 3/3 rejected")
 
 
 @pytest.mark.slow
@@ -101,7 +102,7 @@ def test_selfcheck_catches_weak_tests(toy_course: Path) -> None:
     assert not report.ok
     assert any("mutant signed" in p for p in report.problems)
     assert any("mutant power" in p for p in report.problems)
-    assert "mutants 1/3 rejected" in report.summary
+    assert "mutants 2/4 rejected" in report.summary
 
 
 @pytest.mark.slow
