@@ -40,4 +40,4 @@ bench: setup  ## run every notebook at its defaults and print figures against ta
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf release autograded submitted feedback exchange gradebook.db
+	rm -rf release autograded submitted feedback exchange grading gradebook.db

@@ -190,6 +190,9 @@ def _notes(report: dict) -> str:
         notes.append("kernel died in " + ", ".join(report["kernel_deaths"]) + " (restarted; marks above kept)")
     if report.get("not_run"):
         notes.append(f"{len(report['not_run'])} cells not run")
+    if report.get("strays"):
+        killed = sum(s["killed"] for s in report["strays"])
+        notes.append(f"{killed} stray processes ended after " + ", ".join(s["cell"] for s in report["strays"]))
     if report.get("truncated"):
         notes.append("output cut in " + ", ".join(report["truncated"]))
     return "; ".join(notes)

@@ -106,6 +106,7 @@ class GradingExecute(Execute):
             cell = self.nb.cells[index]
             try:
                 self.preprocess_cell(cell, resources, index)
+                self._end_strays(cell, index)
                 if is_test_cell(cell):
                     self._probe(cell, index)
             except DeadKernelError:
@@ -141,6 +142,30 @@ class GradingExecute(Execute):
         changed = tamper.changed(text)
         if changed:
             self._report["tampered"].append({"cell": cell_name(cell, index), "changed": changed})
+
+    def _end_strays(self, cell: NotebookNode, index: int) -> None:
+        """Kill processes a cell left behind (a fork bomb's copies of the kernel would
+        otherwise answer on its sockets and hold the process limit)."""
+        import psutil
+
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if process is None:
+            return
+        try:
+            launched = psutil.Process(process.pid)
+            tree = [launched, *launched.children(recursive=True)]
+            kernel = next((p for p in tree if p.name().startswith("python")  # not bwrap, whose argv has it too
+                           and "ipykernel_launcher" in " ".join(p.cmdline())), None)
+            strays = kernel.children(recursive=True) if kernel else []
+        except psutil.Error:
+            return
+        for stray in strays:
+            try:
+                stray.kill()
+            except psutil.Error:
+                pass
+        if strays:
+            self._report.setdefault("strays", []).append({"cell": cell_name(cell, index), "killed": len(strays)})
 
     def _mark_death(self, index: int) -> None:
         cell = self.nb.cells[index]
