@@ -165,13 +165,15 @@ def _run(kit: Kit, todo: list[Submission], settings: Settings, workers: int, sch
         return
     import logging
 
+    import dask
     from distributed import Client, LocalCluster, as_completed
 
     if scheduler:
         client, cluster = Client(scheduler), None
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        with dask.config.set({"distributed.worker.daemon": False}):  # a worker starts a process per submission
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
+                                   dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
         kit_future = client.scatter(kit, broadcast=True)

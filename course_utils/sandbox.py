@@ -215,4 +215,6 @@ class SandboxedKernelManager(AsyncKernelManager):
         cwd = Path(kw.get("cwd") or self.policy.writable[0])
         prepare_writable(self.policy.writable, self.policy.uid)
         wrapped = command(kernel_cmd, self.policy, env, cwd)
+        # What the kernel writes to its own stdout/stderr (not to cells) could flood the grader's terminal.
+        kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
         await super()._async_launch_kernel(wrapped, **kw)

@@ -1,0 +1,111 @@
+"""Autograding throughput: `course autograde` on 1 and 2 workers against plain nbgrader.
+
+    python benchmarks/grading.py                       # vae, 8 submissions
+    python benchmarks/grading.py --assignment toy --submissions 12 --course tests/fixtures/toy
+
+Every submission is the assignment's solution, so each grading does the full
+work (all cells run, all tests pass). Prints submissions graded per minute
+with 1 and 2 workers, the speed-up, the overhead per submission of the
+sandbox, crash handling and tamper probe against plain ``nbgrader
+autograde`` (one after another, as nbgrader does), and the projected wall
+time of 7,000 notebooks on a 32-worker cluster. A script that prints
+figures, not a timed test: the machine's load is printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_course(source: Path, assignment: str, students: int) -> Path:
+    """A throw-away course holding ``assignment``, released, with ``students`` copies of the solution submitted."""
+    root = Path(tempfile.mkdtemp(prefix="grading-bench-"))
+    shutil.copytree(source / "notebooks" / assignment, root / "notebooks" / assignment,
+                    ignore=shutil.ignore_patterns("*.results.json", ".ipynb_checkpoints"))
+    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
+    os.environ["COURSE_ROOT"] = str(root)
+    from course_utils import cli
+
+    with open(os.devnull, "w") as quiet:
+        stdout, sys.stdout = sys.stdout, quiet
+        try:
+            assert cli.main(["release", assignment]) == 0
+        finally:
+            sys.stdout = stdout
+    for i in range(students):
+        folder = root / "submitted" / f"student{i:03d}" / assignment
+        folder.mkdir(parents=True)
+        shutil.copy(root / "notebooks" / assignment / f"{assignment}.ipynb", folder)
+        (folder / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC")
+    return root
+
+
+def plain_nbgrader(assignment: str, students: list[str]) -> float:
+    """Seconds per submission of nbgrader's own autograde, one after another (its only mode)."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    from course_utils.nbgrader_ext import load_config
+
+    config = load_config()
+    api = NbGraderAPI(CourseDirectory(config=config), config=config)
+    start = time.monotonic()
+    for student in students:
+        assert api.autograde(assignment, student, force=True, create=True)["success"]
+    return (time.monotonic() - start) / len(students)
+
+
+def ours(assignment: str, workers: int) -> tuple[float, int]:
+    """(wall seconds, submissions graded) of `course autograde` with ``workers`` local workers."""
+    from course_utils.autograde import autograde
+
+    summary = autograde(assignment, workers=workers, force=True, progress=False)
+    return summary.seconds, summary.graded + summary.flagged
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--assignment", default="vae")
+    parser.add_argument("--course", type=Path, default=REPO, help="course folder holding notebooks/<assignment>")
+    parser.add_argument("--submissions", type=int, default=8)
+    args = parser.parse_args()
+    os.environ.setdefault("COURSE_DATA", str(REPO / "data"))
+    root = make_course(args.course.resolve(), args.assignment, args.submissions)
+    students = sorted(p.name for p in (root / "submitted").iterdir())
+    try:
+        print(f"{args.assignment}: {len(students)} submissions (the solution), FAST mode, "
+              f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+        plain = plain_nbgrader(args.assignment, students)
+        print(f"  plain nbgrader autograde, one after another: {plain:6.1f} s per submission "
+              f"({60 / plain:5.1f} per minute)", flush=True)
+        rate = {}
+        for workers in (1, 2):
+            seconds, graded = ours(args.assignment, workers)
+            rate[workers] = graded / seconds * 60
+            print(f"  course autograde, {workers} worker{'s' if workers > 1 else ' '}:           "
+                  f"{seconds / graded:6.1f} s per submission ({rate[workers]:5.1f} per minute, "
+                  f"{graded}/{len(students)} graded; load {os.getloadavg()[0]:.1f})", flush=True)
+        per_sub_one = 60 / rate[1]
+        speedup = rate[2] / rate[1]
+        print(f"  speed-up 2 workers / 1 worker:  {speedup:.2f}x (2 cores)")
+        print(f"  overhead per submission against plain nbgrader (sandbox, crash handling, probe, "
+              f"worker start-up): {per_sub_one - plain:+.1f} s")
+        efficiency = speedup / 2
+        hours = 7000 * per_sub_one / (32 * efficiency) / 3600
+        print(f"  projected: 7,000 notebooks on 32 workers (one core each, the 2-worker efficiency "
+              f"{efficiency:.0%}): {hours:.2f} h  (plain nbgrader, one after another: {7000 * plain / 3600:.1f} h)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
