@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data release lab author test selfcheck bench clean
+.PHONY: setup data release lab author test selfcheck bench bench-grading clean
 
 $(STAMP): pyproject.toml constraints.txt requirements-data.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ selfcheck: setup
 
 bench: setup  ## run every notebook at its defaults and print figures against targets
 	$(BIN)/python benchmarks/run.py
+
+bench-grading: setup  ## submissions graded per minute: course autograde on 1 and 2 workers against plain nbgrader
+	$(BIN)/python benchmarks/grading.py
 
 clean:
 	rm -rf release autograded submitted feedback exchange grading gradebook.db
