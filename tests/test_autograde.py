@@ -79,6 +79,28 @@ def test_sandbox_hides_the_course_and_the_network(tmp_path: Path) -> None:
     assert (writable / "ok").read_text() == "ok"
 
 
+def test_tamper_check_tells_real_functions_from_replacements() -> None:
+    from course_utils import tamper
+
+    real = {key: tamper._reference(key) for key in ("numpy.isclose", "builtins.isinstance", "math.isclose")}
+    printout = tamper.MARK + json.dumps({**real, "alias np": True})
+    assert tamper.changed(printout) == []
+    fake = {**real, "numpy.isclose": ["function", "numpy", "isclose", "0123456789abcdef"], "alias np": False}
+    assert tamper.changed(tamper.MARK + json.dumps(fake)) == ["numpy.isclose", "alias np"]
+    assert tamper.changed("nothing printed") and tamper.changed(tamper.MARK + "{broken")
+
+
+def test_precheck_names_what_is_wrong() -> None:
+    from course_utils.gradejob import Kit, Submission, precheck
+
+    kit = Kit("toy", ["toy"], b"")
+    good = nbformat.writes(nbformat.v4.new_notebook()).encode()
+    assert precheck(kit, Submission("a", {"toy.ipynb": good})) == ""
+    assert "found: toy (1).ipynb" in precheck(kit, Submission("a", {"toy (1).ipynb": good}))
+    assert "not a valid notebook" in precheck(kit, Submission("a", {"toy.ipynb": b"{"}))
+    assert "not a text file" in precheck(kit, Submission("a", {"toy.ipynb": b"\xff\xfe"}))
+
+
 def test_validate_exit_codes(toy_course: Path) -> None:
     assert cli.main(["release", "toy"]) == 0
     assert cli.main(["validate", str(toy_course / "notebooks" / "toy" / "toy.ipynb")]) == 0
