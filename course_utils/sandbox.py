@@ -135,6 +135,7 @@ def command(argv: list[str], policy: Policy, env: dict[str, str], cwd: Path) -> 
         cmd += ["--ro-bind", str(path), str(path)]
     for path in policy.writable:
         cmd += ["--bind", str(path), str(path)]
+    cmd += ["--remount-ro", "/"]  # the sandbox's own root: no writing outside the folders above
     sandbox_env = {k: v for k, v in env.items() if k in ENV_KEEP}
     sandbox_env.update(HOME="/tmp", MPLCONFIGDIR="/tmp/matplotlib", PYTHONDONTWRITEBYTECODE="1",
                        PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin")
