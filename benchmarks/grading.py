@@ -18,34 +18,10 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def make_course(source: Path, assignment: str, students: int) -> Path:
-    """A throw-away course holding ``assignment``, released, with ``students`` copies of the solution submitted."""
-    root = Path(tempfile.mkdtemp(prefix="grading-bench-"))
-    shutil.copytree(source / "notebooks" / assignment, root / "notebooks" / assignment,
-                    ignore=shutil.ignore_patterns("*.results.json", ".ipynb_checkpoints"))
-    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
-    os.environ["COURSE_ROOT"] = str(root)
-    from course_utils import cli
-
-    with open(os.devnull, "w") as quiet:
-        stdout, sys.stdout = sys.stdout, quiet
-        try:
-            assert cli.main(["release", assignment]) == 0
-        finally:
-            sys.stdout = stdout
-    for i in range(students):
-        folder = root / "submitted" / f"student{i:03d}" / assignment
-        folder.mkdir(parents=True)
-        shutil.copy(root / "notebooks" / assignment / f"{assignment}.ipynb", folder)
-        (folder / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC")
-    return root
 
 
 def plain_nbgrader(assignment: str, students: list[str]) -> float:
@@ -78,7 +54,10 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=8)
     args = parser.parse_args()
     os.environ.setdefault("COURSE_DATA", str(REPO / "data"))
-    root = make_course(args.course.resolve(), args.assignment, args.submissions)
+    from course_utils.scratch import solution_course
+
+    root = solution_course(args.assignment, args.submissions, source=args.course.resolve())
+    os.environ["COURSE_ROOT"] = str(root)
     students = sorted(p.name for p in (root / "submitted").iterdir())
     try:
         print(f"{args.assignment}: {len(students)} submissions (the solution), FAST mode, "

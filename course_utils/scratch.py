@@ -102,3 +102,33 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = old
+
+
+def solution_course(assignment: str, students: int, source: Path | None = None) -> Path:
+    """A throw-away course folder (in a new temporary folder) holding ``assignment``,
+    released, with ``students`` copies of its solution submitted, ready for autograding.
+
+    Point the ``course`` command at it with ``$COURSE_ROOT``; the caller removes it.
+    """
+    from course_utils.nbgrader_ext import load_config
+
+    source = source or repo_root()
+    root = Path(tempfile.mkdtemp(prefix=f"course-{assignment}-"))
+    shutil.copytree(source / "notebooks" / assignment, root / "notebooks" / assignment,
+                    ignore=shutil.ignore_patterns("*.results.json", ".ipynb_checkpoints", "__pycache__"))
+    shutil.copy(repo_root() / "nbgrader_config.py", root / "nbgrader_config.py")
+    config = load_config(root)
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    result = NbGraderAPI(CourseDirectory(config=config), config=config).generate_assignment(assignment, force=True)
+    if not result["success"]:
+        raise GradingFailed(f"generate_assignment failed:\n{result.get('log')}\n{result.get('error')}")
+    for i in range(students):
+        folder = root / "submitted" / f"student{i:03d}" / assignment
+        folder.mkdir(parents=True)
+        shutil.copy(root / "notebooks" / assignment / f"{assignment}.ipynb", folder)
+        (folder / "timestamp.txt").write_text("2026-11-20 12:00:00.000000 UTC")
+    return root
