@@ -238,3 +238,22 @@ def test_whole_run_timeout_is_not_a_zero(toy_course: Path) -> None:
     assert summary.not_graded == 1
     assert "whole-run limit of 25 s" in read_status("toy", "slow")["reason"]
     assert not (toy_course / "autograded" / "slow").exists()
+
+
+@pytest.mark.slow
+def test_autograde_command_on_a_running_scheduler(toy_course: Path, capsys: pytest.CaptureFixture) -> None:
+    """A cluster by its scheduler's address takes the same code path as the local default."""
+    import dask
+    from distributed import LocalCluster
+
+    assert cli.main(["release", "toy"]) == 0
+    _submit(toy_course, "alice", _solution(toy_course))
+    with dask.config.set({"distributed.worker.daemon": False}):
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        assert cli.main(["autograde", "toy", "--scheduler", cluster.scheduler_address]) == 0
+    finally:
+        cluster.close()
+    assert "graded 1, flagged for review 0, not graded 0" in capsys.readouterr().out
+    assert _scores(toy_course, "alice")["test_mean_square"] == 2.0
+    assert cli.main(["autograde", "nonexistent"]) == 2  # a clear error, nothing graded
