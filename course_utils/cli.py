@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 from course_utils import assignments
@@ -59,13 +61,20 @@ def cmd_release(args: argparse.Namespace) -> int:
             continue
         result = api.generate_assignment(name, force=True, create=True)
         if not result["success"]:
-            print(f"{name}: generate_assignment failed:\n{result.get('error') or result.get('log')}")
+            print(f"{name}: generate_assignment failed: {_cause(result)}")
             failed += 1
             continue
         a = assignments.load(name)
         print(f"released {name:<16} -> release/{name}/  {len(a.tests)} test cells ({a.auto_points:g} pts autograded), "
               f"{len(a.manual)} written ({a.manual_points:g} pts manual)")
     return 1 if failed else 0
+
+
+def _cause(result: dict) -> str:
+    """The exception line of a failed nbgrader API call (its error field only says "see above")."""
+    lines = [ln.strip() for ln in (result.get("log") or "").splitlines()]
+    causes = [ln for ln in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", ln)]
+    return causes[-1] if causes else (result.get("error") or result.get("log") or "no details")
 
 
 def cmd_workspace(args: argparse.Namespace) -> int:
@@ -159,7 +168,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         for cell in results.get(kind, []):
             print(f"{message}:\n  {cell['source'].splitlines()[0] if cell['source'] else ''}")
             if cell.get("raw_error"):
-                print("  " + cell["raw_error"].strip().splitlines()[-1])
+                print("  " + re.sub(r"\x1b\[[0-9;]*m", "", cell["raw_error"]).strip().splitlines()[-1])
     if results:
         print(f"{path}: NOT all visible tests pass", file=sys.stderr)
         return 1
@@ -264,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("assignment")
     p.set_defaults(func=cmd_feedback)
     args = parser.parse_args(argv)
+    # nbgrader's gradebook under SQLAlchemy 2 warns "Object of type ... not in session" on every
+    # submission it records; the warning is harmless and would bury the command's own output.
+    warnings.filterwarnings("ignore", message="Object of type", module="nbgrader")
     return args.func(args)
 
 
