@@ -257,3 +257,21 @@ def test_autograde_command_on_a_running_scheduler(toy_course: Path, capsys: pyte
     assert "graded 1, flagged for review 0, not graded 0" in capsys.readouterr().out
     assert _scores(toy_course, "alice")["test_mean_square"] == 2.0
     assert cli.main(["autograde", "nonexistent"]) == 2  # a clear error, nothing graded
+
+
+@pytest.mark.slow
+def test_gradebook_in_postgresql(toy_course: Path, postgres_url: str) -> None:
+    """Only the coordinator writes the gradebook, so it may be any SQLAlchemy URL."""
+    from nbgrader.api import Gradebook
+
+    with open(toy_course / "nbgrader_config.py", "a") as config:
+        config.write(f"\nc.CourseDirectory.db_url = {postgres_url!r}\n")
+    assert cli.main(["release", "toy"]) == 0
+    _submit(toy_course, "alice", _solution(toy_course))
+    _submit(toy_course, "bob", b"not a notebook")
+    summary = autograde("toy", workers=1, progress=False)
+    assert (summary.graded, summary.not_graded) == (1, 1)
+    assert not (toy_course / "gradebook.db").exists()
+    with Gradebook(postgres_url) as gb:
+        assert gb.find_submission("toy", "alice").score == 4.0
+        assert [s.student_id for s in gb.assignment_submissions("toy")] == ["alice"]
