@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -256,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("assignment")
     p.add_argument("--students", nargs="+", help="only these students (default: every submission)")
     where = p.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, default=2, help="local dask workers (default 2)")
+    where.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                       help="local dask workers, one submission each (default: one per core)")
     where.add_argument("--scheduler", help="address of a running dask scheduler, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--force", action="store_true", help="grade again what is already graded")
     p.add_argument("--cell-timeout", type=int, default=300, help="seconds one cell may run")
