@@ -165,7 +165,10 @@ def _run_nbgrader(root: Path, kit: Kit, submission: Submission, settings: Settin
         child.join()
         outcome.reason = f"grading took longer than the whole-run limit of {settings.run_timeout} s"
         return
-    child.join()
+    child.join(timeout=10)
+    if child.is_alive():  # it has answered; whatever keeps it from exiting does not matter
+        child.kill()
+        child.join()
     if not result["ok"]:
         tail = str(result["error"]).strip().splitlines()[-12:]
         outcome.reason = "nbgrader could not grade it: " + " | ".join(tail)
@@ -229,6 +232,11 @@ def _child(job: dict, send: Connection) -> None:
         send.send({"ok": True, "scores": scores})
     except Exception as exc:  # noqa: BLE001 (reported as "not graded" with the reason)
         send.send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        # Exit at once: interpreter teardown (zmq contexts, atexit hooks of the kernel client)
+        # can hang for a minute, and the answer has been sent.
+        send.close()
+        os._exit(0)
 
 
 # Each grading process forks from a server that has nbgrader imported already (about 2.5 s saved).
