@@ -140,8 +140,9 @@ def autograde(assignment: str, students: list[str] | None = None, workers: int =
             summary.skipped += 1
         else:
             todo.append(sub)
+    by_student = {sub.student: sub for sub in todo}
     for outcome in _run(kit, todo, settings, workers, scheduler, progress):
-        record(kit, outcome, next(s for s in todo if s.student == outcome.student), config)
+        record(kit, outcome, by_student[outcome.student], config)
         summary.graded += outcome.status == GRADED
         summary.flagged += outcome.status == FLAGGED
         summary.not_graded += outcome.status == NOT_GRADED

@@ -57,6 +57,15 @@ class HideTestTracebacks(Preprocessor):
         return cell, resources
 
 
+def scratch_config(root: Path) -> Config:
+    """The course's configuration with every folder and the gradebook moved into ``root``."""
+    config = load_config()
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+    config.Exchange.root = str(root / "exchange")
+    return config
+
+
 def grading_config(root: Path, settings: Any, report: Path) -> Config:
     """The course's configuration, pointed at a scratch course in ``root`` and
     executing with :class:`course_utils.grading_execute.GradingExecute`."""
@@ -66,10 +75,7 @@ def grading_config(root: Path, settings: Any, report: Path) -> Config:
 
     from course_utils.grading_execute import GradingExecute
 
-    config = load_config()
-    config.CourseDirectory.root = str(root)
-    config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
-    config.Exchange.root = str(root / "exchange")
+    config = scratch_config(root)
     config.Autograde.autograde_preprocessors = [GradingExecute, IgnorePattern, ClearMetadataPreprocessor,
                                                 LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     ge = config.GradingExecute

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import nbformat
 
-from course_utils.nbgrader_ext import load_config
+from course_utils.nbgrader_ext import scratch_config
 from course_utils.paths import FAST_ENV, repo_root
 
 
@@ -40,10 +40,7 @@ class ScratchCourse:
         self.root = root
         shutil.copytree(repo_root() / "notebooks" / assignment, root / "notebooks" / assignment,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-        config = load_config()
-        config.CourseDirectory.root = str(root)
-        config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
-        config.Exchange.root = str(root / "exchange")
+        config = scratch_config(root)
         from nbgrader.apps import NbGraderAPI
         from nbgrader.coursedir import CourseDirectory
 
@@ -110,16 +107,12 @@ def solution_course(assignment: str, students: int, source: Path | None = None) 
 
     Point the ``course`` command at it with ``$COURSE_ROOT``; the caller removes it.
     """
-    from course_utils.nbgrader_ext import load_config
-
     source = source or repo_root()
     root = Path(tempfile.mkdtemp(prefix=f"course-{assignment}-"))
     shutil.copytree(source / "notebooks" / assignment, root / "notebooks" / assignment,
                     ignore=shutil.ignore_patterns("*.results.json", ".ipynb_checkpoints", "__pycache__"))
     shutil.copy(repo_root() / "nbgrader_config.py", root / "nbgrader_config.py")
-    config = load_config(root)
-    config.CourseDirectory.root = str(root)
-    config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+    config = scratch_config(root)
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
