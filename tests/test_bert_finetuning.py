@@ -111,3 +111,17 @@ def test_random_encoder_has_the_pretrained_architecture() -> None:
     tiny = tc.tiny_encoder()
     out = tiny(input_ids=torch.randint(1, 100, (2, 5)))
     assert out.pooler_output.shape == (2, 32)
+
+
+def test_small_checkpoint_is_the_three_layer_minilm_with_a_pooler() -> None:
+    pytest.importorskip("onnx")
+    small = tc.load_encoder(tc.SHIPPED_SMALL)
+    assert small.config.num_hidden_layers == 3 and small.config.hidden_size == 384
+    inputs = tc.load_tokenizer()(["a fine film", "a dull one"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = small(**inputs)
+    assert out.pooler_output.shape == (2, 384)
+    random = tc.load_encoder(tc.SHIPPED_SMALL, pretrained=False)
+    assert sum(p.numel() for p in random.parameters()) == sum(p.numel() for p in small.parameters())
+    word = small.embeddings.word_embeddings.weight
+    assert not torch.equal(random.embeddings.word_embeddings.weight, word)
