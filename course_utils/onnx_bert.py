@@ -194,6 +194,114 @@ def _check_name(onnx_name: str, key: str) -> None:
         raise NotABertExport(f"the graph places {onnx_name!r} as {key!r}: the file's names and structure disagree")
 
 
+class _Mapping:
+    """The state dict being filled from one graph, with every placement name-checked and tracked."""
+
+    def __init__(self, g: _Graph) -> None:
+        self.g, self.linears = g, _linears(g)
+        self.sd: dict[str, np.ndarray] = {}
+        self.used: set[str] = set()
+
+    def put(self, key: str, name: str, transpose: bool = False) -> None:
+        _check_name(name, key)
+        self.used.add(name)
+        self.sd[key] = self.g.init[name].T if transpose else self.g.init[name]
+
+    def put_linear(self, prefix: str, lin: _Linear) -> None:
+        self.put(prefix + ".weight", lin.weight, transpose=True)  # MatMul stores (in, out); nn.Linear (out, in)
+        self.put(prefix + ".bias", lin.bias)
+
+    def put_norm(self, prefix: str, node: Any) -> None:
+        if len(node.input) < 3 or node.input[1] not in self.g.init or node.input[2] not in self.g.init:
+            raise NotABertExport(f"{prefix} has no weight and bias initializers")
+        self.put(prefix + ".weight", node.input[1])
+        self.put(prefix + ".bias", node.input[2])
+
+    def embeddings(self) -> list[Any]:
+        """Word, position and token-type tables (three lookups, summed, then LayerNorm); returns the
+        LayerNorm nodes in graph order: the embeddings' own, then two per layer."""
+        g = self.g
+        lookups = [n for n in g.nodes if n.op_type == "Gather" and g.init.get(n.input[0], np.empty(0)).ndim == 2]
+        word = [n for n in lookups if n.input[1] == "input_ids"]
+        if len(word) != 1 or len(lookups) != 3:
+            raise NotABertExport(f"expected word, position and token-type embedding lookups (word: Gather on "
+                                 f"input 'input_ids'); found {len(lookups)} lookups, inputs {g.inputs}")
+        others = sorted((n for n in lookups if n is not word[0]),
+                        key=lambda n: (n.input[1] != "token_type_ids", g.init[n.input[0]].shape[0]))
+        token_type, position = others  # an explicit token_type_ids input wins, else the smaller table (2 < 512)
+        self.put("embeddings.word_embeddings.weight", word[0].input[0])
+        self.put("embeddings.position_embeddings.weight", position.input[0])
+        self.put("embeddings.token_type_embeddings.weight", token_type.input[0])
+        norms = [n for n in g.nodes if n.op_type == "LayerNormalization"]
+        if len(norms) < 3 or len(norms) % 2 == 0:
+            raise NotABertExport(f"expected 1 + 2 * layers LayerNormalization nodes (an opset >= 17 export), "
+                                 f"found {len(norms)}")
+        if _summed_sources(g, norms[0].input[0]) != {id(n) for n in lookups}:
+            raise NotABertExport("the first LayerNormalization is not applied to the sum of the three embeddings")
+        self.put_norm("embeddings.LayerNorm", norms[0])
+        return norms
+
+    def layer(self, layer: int, x: str, attn_norm: Any, out_norm: Any) -> tuple[int | None, int]:
+        """One transformer layer reading ``x``; returns (heads, intermediate size) for the config."""
+        g, p = self.g, f"encoder.layer.{layer}."
+        qkv = [lin for lin in self.linears.values() if lin.x == x]
+        if len(qkv) != 3:
+            raise NotABertExport(f"layer {layer}: expected query, key and value Linears on the layer input, "
+                                 f"found {len(qkv)}")
+        query, key, value = _split_qkv(g, qkv, layer)
+        up = [lin for lin in self.linears.values() if lin.x == attn_norm.output[0]]
+        if len(up) != 1:
+            raise NotABertExport(f"layer {layer}: expected one intermediate Linear after the attention "
+                                 f"LayerNorm, found {len(up)}")
+        self.put_linear(p + "attention.self.query", query)
+        self.put_linear(p + "attention.self.key", key)
+        self.put_linear(p + "attention.self.value", value)
+        self.put_linear(p + "attention.output.dense", _residual_branch(g, attn_norm, x, self.linears))
+        self.put_norm(p + "attention.output.LayerNorm", attn_norm)
+        self.put_linear(p + "intermediate.dense", up[0])
+        self.put_linear(p + "output.dense", _residual_branch(g, out_norm, attn_norm.output[0], self.linears))
+        self.put_norm(p + "output.LayerNorm", out_norm)
+        return _heads(g, query, self.sd["embeddings.word_embeddings.weight"].shape[1]), g.init[up[0].weight].shape[1]
+
+
+def _summed_sources(g: _Graph, tensor: str) -> set[int]:
+    """ids of the nodes whose outputs are added up (through any tree of Adds) into ``tensor``."""
+    sources, todo = set(), [tensor]
+    while todo:
+        node = g.producer.get(todo.pop())
+        if node is not None and node.op_type == "Add":
+            todo.extend(node.input)
+        elif node is not None:
+            sources.add(id(node))
+    return sources
+
+
+def _found_config(m: _Mapping, norms: list[Any], heads: set[int | None], intermediate: set[int]) -> dict[str, Any]:
+    """The BertConfig fields the file determines; refuses files that hold more than a BERT encoder."""
+    g, sd = m.g, m.sd
+    leftover = sorted(n for n, a in g.init.items() if n not in m.used and a.dtype.kind == "f" and a.ndim >= 1)
+    if leftover:
+        raise NotABertExport(f"weights not part of a BERT encoder, not loaded: {leftover[:5]}")
+    ops = {n.op_type for n in g.nodes}
+    act = "gelu" if "Erf" in ops else "gelu_new" if "Tanh" in ops else None
+    epsilons = {float(np.float32(a.f)) for n in norms for a in n.attribute if a.name == "epsilon"} or {1e-5}
+    if act is None or len(epsilons) != 1 or len(intermediate) != 1:
+        raise NotABertExport(f"unexpected activation or per-layer sizes (GELU: {act}, LayerNorm eps: {epsilons}, "
+                             f"intermediate sizes: {intermediate})")
+    found = dict(
+        vocab_size=sd["embeddings.word_embeddings.weight"].shape[0],
+        hidden_size=sd["embeddings.word_embeddings.weight"].shape[1],
+        num_hidden_layers=(len(norms) - 1) // 2, intermediate_size=intermediate.pop(),
+        max_position_embeddings=sd["embeddings.position_embeddings.weight"].shape[0],
+        type_vocab_size=sd["embeddings.token_type_embeddings.weight"].shape[0],
+        layer_norm_eps=float(f"{epsilons.pop():.6g}"),  # the float32 attribute, e.g. 9.99999996e-13 -> 1e-12
+        hidden_act=act,
+    )
+    if len(heads) == 1 and None not in heads:
+        found["num_attention_heads"] = heads.pop()
+    return found
+
+
 def read_bert_onnx(onnx_path: str | os.PathLike,
                    config: BertConfig | None = None) -> tuple[BertConfig, dict[str, torch.Tensor]]:
     """The config and ``BertModel`` state dict (pooler excluded) of a torch-exported BERT encoder.
@@ -208,106 +316,19 @@ def read_bert_onnx(onnx_path: str | os.PathLike,
     from transformers import BertConfig
 
     try:
-        g = _Graph(onnx.load(os.fspath(onnx_path)))
+        m = _Mapping(_Graph(onnx.load(os.fspath(onnx_path))))
     except DecodeError as exc:
         raise NotABertExport(f"{onnx_path} is not an ONNX model ({exc})") from None
-    linears = _linears(g)
-    sd: dict[str, np.ndarray] = {}
-    used: set[str] = set()
-
-    def put(key: str, name: str, transpose: bool = False) -> None:
-        _check_name(name, key)
-        used.add(name)
-        sd[key] = g.init[name].T if transpose else g.init[name]
-
-    def put_linear(prefix: str, lin: _Linear) -> None:
-        put(prefix + ".weight", lin.weight, transpose=True)  # MatMul stores (in, out); nn.Linear (out, in)
-        put(prefix + ".bias", lin.bias)
-
-    def put_norm(prefix: str, node: Any) -> None:
-        if len(node.input) < 3 or node.input[1] not in g.init or node.input[2] not in g.init:
-            raise NotABertExport(f"{prefix} has no weight and bias initializers")
-        put(prefix + ".weight", node.input[1])
-        put(prefix + ".bias", node.input[2])
-
-    # Embeddings: three lookups into 2-D initializers, summed, then LayerNorm.
-    lookups = [n for n in g.nodes if n.op_type == "Gather" and g.init.get(n.input[0], np.empty(0)).ndim == 2]
-    word = [n for n in lookups if n.input[1] == "input_ids"]
-    if len(word) != 1 or len(lookups) != 3:
-        raise NotABertExport(f"expected word, position and token-type embedding lookups (word: Gather on input "
-                             f"'input_ids'); found {len(lookups)} lookups, inputs {g.inputs}")
-    others = sorted((n for n in lookups if n is not word[0]), key=lambda n: (n.input[1] != "token_type_ids",
-                                                                            g.init[n.input[0]].shape[0]))
-    token_type, position = others  # an explicit token_type_ids input wins, else the smaller table (2 < 512)
-    put("embeddings.word_embeddings.weight", word[0].input[0])
-    put("embeddings.position_embeddings.weight", position.input[0])
-    put("embeddings.token_type_embeddings.weight", token_type.input[0])
-
-    norms = [n for n in g.nodes if n.op_type == "LayerNormalization"]
-    if len(norms) < 3 or len(norms) % 2 == 0:
-        raise NotABertExport(f"expected 1 + 2 * layers LayerNormalization nodes (an opset >= 17 export), "
-                             f"found {len(norms)}")
-    summed, todo = set(), [norms[0].input[0]]
-    while todo:  # the embedding LayerNorm must see exactly the three lookups, added up
-        node = g.producer.get(todo.pop())
-        if node is not None and node.op_type == "Add":
-            todo.extend(node.input)
-        elif node is not None:
-            summed.add(id(node))
-    if summed != {id(n) for n in lookups}:
-        raise NotABertExport("the first LayerNormalization is not applied to the sum of the three embeddings")
-    put_norm("embeddings.LayerNorm", norms[0])
-
-    layers = (len(norms) - 1) // 2
-    hidden = g.init[word[0].input[0]].shape[1]
+    norms = m.embeddings()
     heads: set[int | None] = set()
     intermediate: set[int] = set()
-    for layer in range(layers):
-        x, attn_norm, out_norm = norms[2 * layer].output[0], norms[2 * layer + 1], norms[2 * layer + 2]
-        p = f"encoder.layer.{layer}."
-        qkv = [lin for lin in linears.values() if lin.x == x]
-        if len(qkv) != 3:
-            raise NotABertExport(f"layer {layer}: expected query, key and value Linears on the layer input, "
-                                 f"found {len(qkv)}")
-        query, key, value = _split_qkv(g, qkv, layer)
-        heads.add(_heads(g, query, hidden))
-        up = [lin for lin in linears.values() if lin.x == attn_norm.output[0]]
-        if len(up) != 1:
-            raise NotABertExport(f"layer {layer}: expected one intermediate Linear after the attention LayerNorm, "
-                                 f"found {len(up)}")
-        intermediate.add(g.init[up[0].weight].shape[1])
-        put_linear(p + "attention.self.query", query)
-        put_linear(p + "attention.self.key", key)
-        put_linear(p + "attention.self.value", value)
-        put_linear(p + "attention.output.dense", _residual_branch(g, attn_norm, x, linears))
-        put_norm(p + "attention.output.LayerNorm", attn_norm)
-        put_linear(p + "intermediate.dense", up[0])
-        put_linear(p + "output.dense", _residual_branch(g, out_norm, attn_norm.output[0], linears))
-        put_norm(p + "output.LayerNorm", out_norm)
-
-    leftover = sorted(n for n, a in g.init.items() if n not in used and a.dtype.kind == "f" and a.ndim >= 1)
-    if leftover:
-        raise NotABertExport(f"weights not part of a BERT encoder, not loaded: {leftover[:5]}")
-    ops = {n.op_type for n in g.nodes}
-    act = "gelu" if "Erf" in ops else "gelu_new" if "Tanh" in ops else None
-    epsilons = {float(np.float32(a.f)) for n in norms for a in n.attribute if a.name == "epsilon"} or {1e-5}
-    if act is None or len(epsilons) != 1 or len(intermediate) != 1:
-        raise NotABertExport(f"unexpected activation or per-layer sizes (GELU: {act}, LayerNorm eps: {epsilons}, "
-                             f"intermediate sizes: {intermediate})")
-
-    found = dict(
-        vocab_size=sd["embeddings.word_embeddings.weight"].shape[0], hidden_size=hidden,
-        num_hidden_layers=layers, intermediate_size=intermediate.pop(),
-        max_position_embeddings=sd["embeddings.position_embeddings.weight"].shape[0],
-        type_vocab_size=sd["embeddings.token_type_embeddings.weight"].shape[0],
-        layer_norm_eps=float(f"{epsilons.pop():.6g}"),  # the float32 attribute, e.g. 9.99999996e-13 -> 1e-12
-        hidden_act=act,
-    )
-    (n_heads,) = heads if len(heads) == 1 else (None,)
-    if n_heads is not None:
-        found["num_attention_heads"] = n_heads
+    for layer in range((len(norms) - 1) // 2):
+        h, i = m.layer(layer, norms[2 * layer].output[0], norms[2 * layer + 1], norms[2 * layer + 2])
+        heads.add(h)
+        intermediate.add(i)
+    found = _found_config(m, norms, heads, intermediate)
     if config is None:
-        if n_heads is None:
+        if "num_attention_heads" not in found:
             raise NotABertExport("cannot read the number of attention heads from the graph; pass a BertConfig")
         config = BertConfig(**found)
     else:
@@ -316,7 +337,7 @@ def read_bert_onnx(onnx_path: str | os.PathLike,
                          else getattr(config, k) == v)]
         if wrong:
             raise ValueError("config does not match the ONNX file: " + "; ".join(wrong))
-    return config, {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sd.items()}
+    return config, {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in m.sd.items()}
 
 
 def bert_from_onnx(onnx_path: str | os.PathLike, config: BertConfig | None = None, *,
