@@ -54,6 +54,9 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=8)
     args = parser.parse_args()
     os.environ.setdefault("COURSE_DATA", str(REPO / "data"))
+    from course_utils.nbgrader_ext import quiet_gradebook_warnings
+
+    quiet_gradebook_warnings()
     from course_utils.scratch import solution_course
 
     root = solution_course(args.assignment, args.submissions, source=args.course.resolve())

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import sys
-import warnings
 from pathlib import Path
 
 from course_utils import assignments
@@ -275,9 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("assignment")
     p.set_defaults(func=cmd_feedback)
     args = parser.parse_args(argv)
-    # nbgrader's gradebook under SQLAlchemy 2 warns "Object of type ... not in session" on every
-    # submission it records; the warning is harmless and would bury the command's own output.
-    warnings.filterwarnings("ignore", message="Object of type", module="nbgrader")
+    from course_utils.nbgrader_ext import quiet_gradebook_warnings
+
+    quiet_gradebook_warnings()
     return args.func(args)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,12 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from course_utils.paths import repo_root
+
+
+def quiet_gradebook_warnings() -> None:
+    """Silence the "Object of type ... not in session" warning nbgrader's gradebook raises under
+    SQLAlchemy 2 for every submission it records: harmless, and it would bury the real output."""
+    warnings.filterwarnings("ignore", message="Object of type", module="nbgrader")
 
 
 def load_config(root: Path | None = None) -> Config:
