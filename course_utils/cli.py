@@ -277,7 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     from course_utils.nbgrader_ext import quiet_gradebook_warnings
 
     quiet_gradebook_warnings()
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `course list | head`: the reader has gone; stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
