@@ -10,7 +10,8 @@ supplies what every run needs around it:
   loaded with plain ``transformers`` from its folder (or any hub name, for
   students with internet), and the same architecture with random weights;
 - the 3-layer paraphrase-MiniLM-L3-v2, which ships only as ONNX, as a ``BertModel``;
-- batches drawn from length-sorted chunks, so little compute is spent on padding;
+- batches drawn from length-sorted chunks, so little compute is spent on padding,
+  and a training mode that keeps a frozen encoder's dropout off;
 - accuracy, per-class precision/recall/F1, a confusion matrix and its plot,
   and a small widget that shows class probabilities for a typed sentence.
 """
@@ -248,6 +249,21 @@ def random_batches(encoded: Encoded, batch_size: int, seed: int = 0) -> list[dic
     """One epoch of plainly shuffled batches, to compare their padding with the sorted ones."""
     order = np.random.default_rng(seed).permutation(len(encoded))
     return [collate(encoded, order[i:i + batch_size]) for i in range(0, len(order), batch_size)]
+
+
+def train_mode(model: torch.nn.Module) -> torch.nn.Module:
+    """``model.train()``, except that a part with nothing left to train (a frozen encoder) stays in eval mode.
+
+    Dropout in a frozen encoder only adds noise to features that no update can
+    adapt, and drawing its random masks costs about a fifth of the encoder's
+    forward pass on a CPU. Parts without parameters (dropout of the head) train as usual.
+    """
+    model.train()
+    for part in model.children():
+        params = list(part.parameters())
+        if params and not any(p.requires_grad for p in params):
+            part.eval()
+    return model
 
 
 # ---------------------------------------------------------------- metrics

@@ -125,3 +125,19 @@ def test_small_checkpoint_is_the_three_layer_minilm_with_a_pooler() -> None:
     assert sum(p.numel() for p in random.parameters()) == sum(p.numel() for p in small.parameters())
     word = small.embeddings.word_embeddings.weight
     assert not torch.equal(random.embeddings.word_embeddings.weight, word)
+
+
+def test_train_mode_keeps_a_frozen_encoder_in_eval_and_the_rest_training() -> None:
+    model = torch.nn.ModuleDict({"encoder": tc.tiny_encoder(seed=0), "dropout": torch.nn.Dropout(0.1),
+                                 "classifier": torch.nn.Linear(32, 3)})
+    tc.train_mode(model)
+    assert all(m.training for m in model.modules())  # nothing frozen: everything trains
+    for p in model["encoder"].parameters():
+        p.requires_grad = False
+    model.eval()
+    tc.train_mode(model)
+    assert not any(m.training for m in model["encoder"].modules())
+    assert model.training and model["dropout"].training and model["classifier"].training
+    ids = torch.randint(1, 100, (2, 5))
+    with torch.no_grad():  # no dropout in the frozen encoder: the same features twice
+        assert torch.equal(model["encoder"](input_ids=ids).pooler_output, model["encoder"](input_ids=ids).pooler_output)
