@@ -341,18 +341,21 @@ def read_bert_onnx(onnx_path: str | os.PathLike,
 
 
 def bert_from_onnx(onnx_path: str | os.PathLike, config: BertConfig | None = None, *,
-                   pooler_seed: int = 0) -> BertModel:
+                   pooler_seed: int = 0, **overrides) -> BertModel:
     """A ``BertModel`` (with pooler, in eval mode like ``from_pretrained``) holding the ONNX file's weights.
 
     The export has no pooler weights (sentence-transformers models mean-pool instead),
     so the pooler keeps ``BertModel``'s own random init, drawn with ``torch.manual_seed(pooler_seed)``
     inside a forked RNG: the same pooler every time, and the caller's RNG stream untouched.
     Use mean pooling or ``last_hidden_state[:, 0]``, or train the pooler with the head.
-    See :func:`read_bert_onnx` for how the config is found and checked.
+    See :func:`read_bert_onnx` for how the config is found and checked; ``overrides`` then
+    set config entries the graph does not hold, such as ``hidden_dropout_prob``.
     """
     from transformers import BertModel
 
     config, state = read_bert_onnx(onnx_path, config)
+    for key, value in overrides.items():
+        setattr(config, key, value)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(pooler_seed)
         model = BertModel(config, add_pooling_layer=True)

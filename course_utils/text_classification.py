@@ -10,8 +10,7 @@ supplies what every run needs around it:
   loaded with plain ``transformers`` from its folder (or any hub name, for
   students with internet), and the same architecture with random weights;
 - the 3-layer paraphrase-MiniLM-L3-v2, which ships only as ONNX, as a ``BertModel``;
-- batches drawn from length-sorted chunks, so little compute is spent on padding,
-  and a training mode that keeps a frozen encoder's dropout off;
+- batches drawn from length-sorted chunks, so little compute is spent on padding;
 - accuracy, per-class precision/recall/F1, a confusion matrix and its plot,
   and a small widget that shows class probabilities for a typed sentence.
 """
@@ -120,33 +119,36 @@ def load_tokenizer(name: str = SHIPPED_CHECKPOINT):
     return AutoTokenizer.from_pretrained(checkpoint_path(name), local_files_only=_offline(name))
 
 
-def load_encoder(name: str = SHIPPED_CHECKPOINT, pretrained: bool = True):
+def load_encoder(name: str = SHIPPED_CHECKPOINT, pretrained: bool = True, dropout: float | None = None):
     """A ``BertModel`` (any ``AutoModel``) with its pooler.
 
     ``pretrained=False`` builds the same architecture from the same config with
     freshly initialised weights: the fair baseline that shows what pretraining adds.
     :data:`SHIPPED_SMALL` names the 3-layer MiniLM, read from its ONNX export.
+    ``dropout`` replaces the checkpoint's hidden and attention dropout (0.1 in BERT);
+    ``None`` keeps it.
     """
     from transformers import AutoConfig, AutoModel
     from transformers.utils import logging
 
+    overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     if name in (SHIPPED_SMALL, "sentence-transformers/" + SHIPPED_SMALL):
-        return _small_encoder(pretrained)
+        return _small_encoder(pretrained, overrides)
     local = _offline(name)
     path = checkpoint_path(name)
     if not pretrained:
-        return AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=local))
+        return AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=local, **overrides))
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # the weight-loading report says nothing a student needs here
     logging.disable_progress_bar()
     try:
-        return AutoModel.from_pretrained(path, local_files_only=local)
+        return AutoModel.from_pretrained(path, local_files_only=local, **overrides)
     finally:
         logging.set_verbosity(verbosity)
         logging.enable_progress_bar()
 
 
-def _small_encoder(pretrained: bool):
+def _small_encoder(pretrained: bool, overrides: dict[str, float]):
     """paraphrase-MiniLM-L3-v2, copied from its ONNX export into a ``BertModel``.
 
     The export has no pooler, so ``pooler_output`` comes from a freshly
@@ -157,7 +159,7 @@ def _small_encoder(pretrained: bool):
 
     from course_utils import onnx_bert
 
-    model = onnx_bert.bert_from_onnx(onnx_bert.shipped_l3_path())
+    model = onnx_bert.bert_from_onnx(onnx_bert.shipped_l3_path(), **overrides)
     return model if pretrained else BertModel(model.config)
 
 
@@ -249,21 +251,6 @@ def random_batches(encoded: Encoded, batch_size: int, seed: int = 0) -> list[dic
     """One epoch of plainly shuffled batches, to compare their padding with the sorted ones."""
     order = np.random.default_rng(seed).permutation(len(encoded))
     return [collate(encoded, order[i:i + batch_size]) for i in range(0, len(order), batch_size)]
-
-
-def train_mode(model: torch.nn.Module) -> torch.nn.Module:
-    """``model.train()``, except that a part with nothing left to train (a frozen encoder) stays in eval mode.
-
-    Dropout in a frozen encoder only adds noise to features that no update can
-    adapt, and drawing its random masks costs about a fifth of the encoder's
-    forward pass on a CPU. Parts without parameters (dropout of the head) train as usual.
-    """
-    model.train()
-    for part in model.children():
-        params = list(part.parameters())
-        if params and not any(p.requires_grad for p in params):
-            part.eval()
-    return model
 
 
 # ---------------------------------------------------------------- metrics

@@ -127,17 +127,19 @@ def test_small_checkpoint_is_the_three_layer_minilm_with_a_pooler() -> None:
     assert not torch.equal(random.embeddings.word_embeddings.weight, word)
 
 
-def test_train_mode_keeps_a_frozen_encoder_in_eval_and_the_rest_training() -> None:
-    model = torch.nn.ModuleDict({"encoder": tc.tiny_encoder(seed=0), "dropout": torch.nn.Dropout(0.1),
-                                 "classifier": torch.nn.Linear(32, 3)})
-    tc.train_mode(model)
-    assert all(m.training for m in model.modules())  # nothing frozen: everything trains
-    for p in model["encoder"].parameters():
-        p.requires_grad = False
-    model.eval()
-    tc.train_mode(model)
-    assert not any(m.training for m in model["encoder"].modules())
-    assert model.training and model["dropout"].training and model["classifier"].training
-    ids = torch.randint(1, 100, (2, 5))
-    with torch.no_grad():  # no dropout in the frozen encoder: the same features twice
-        assert torch.equal(model["encoder"](input_ids=ids).pooler_output, model["encoder"](input_ids=ids).pooler_output)
+@pytest.mark.parametrize("name, pretrained", [(tc.SHIPPED_CHECKPOINT, True), (tc.SHIPPED_CHECKPOINT, False),
+                                              (tc.SHIPPED_SMALL, True)])
+def test_dropout_setting_reaches_every_encoder(name: str, pretrained: bool) -> None:
+    """dropout=0.0 switches off hidden and attention dropout, so training mode gives the same output twice."""
+    if name == tc.SHIPPED_SMALL:
+        pytest.importorskip("onnx")
+    inputs = tc.load_tokenizer()(["a fine film", "a dull, dull one"], return_tensors="pt", padding=True)
+    outputs = {}
+    for dropout in (None, 0.0):
+        encoder = tc.load_encoder(name, pretrained=pretrained, dropout=dropout).train()
+        expected = 0.1 if dropout is None else 0.0
+        assert (encoder.config.hidden_dropout_prob, encoder.config.attention_probs_dropout_prob) == (expected, expected)
+        with torch.no_grad():
+            outputs[dropout] = [encoder(**inputs).last_hidden_state for _ in range(2)]
+    assert not torch.equal(*outputs[None])  # BERT's own dropout: two different draws
+    assert torch.equal(*outputs[0.0])
