@@ -154,8 +154,8 @@ def _warm_data() -> None:
     """Fill the data cache before grading: the sandbox sees it read-only."""
     from course_utils import data
 
-    for name in data.REGISTRY:
-        data.fetch(name)
+    for entry in data.REGISTRY.values():
+        data.model_folder(entry) if isinstance(entry, data.ModelFolder) else data.fetch(entry)
     data.mnist()
 
 

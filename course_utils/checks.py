@@ -1,17 +1,34 @@
-"""Quick visible checks that students run on their own answers.
+"""Checks: the visible ones students run on their answers, and :func:`expect` for hidden tests.
 
-Each check either prints one line saying what passed, or raises
+Each visible check either prints one line saying what passed, or raises
 :class:`CheckFailed` (an ``AssertionError``) whose message says what was
-expected, what came back, and what usually causes the difference. The hidden
-grading tests are separate and stricter; these are for learning.
+expected, what came back, and what usually causes the difference.
+
+Hidden tests state what they require with :func:`expect` (and
+:func:`expect_true`): a value, the target it must match, and the message a
+student sees if it does not. Run by a person or by plain nbgrader, a failed
+expectation raises like an ``assert``. Run by the course's grader (which sets
+``$COURSE_JUDGE`` in the kernel), every check and expectation also publishes
+what it observed as plain data (:func:`encode`): numbers, arrays, strings and
+containers of them, with their exact types. The grader compares those values,
+in its own process, with what the same checks observed when the solution ran
+in a clean kernel, so nothing a submission does to its own kernel (replacing
+functions, lying objects, rewritten asserts) can earn a point.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import math
+import os
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+
+JUDGE_ENV = "COURSE_JUDGE"
+EXPECT_MIME = "application/vnd.course.expect+json"
 
 
 class CheckFailed(AssertionError):
@@ -29,9 +46,206 @@ def _ok(name: str, what: str) -> None:
     print(f"✓ {name}: {what}")
 
 
+# ---------------------------------------------------------------- plain data
+
+
+_FLOAT_DTYPES = {"float16", "float32", "float64", "complex64", "complex128"}
+_INT_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
+
+
+def encode(value: Any) -> dict:
+    """``value`` as JSON-safe plain data that keeps its exact type.
+
+    Tensors and arrays travel as dtype, shape and raw bytes; ``int``,
+    ``float``, ``bool``, ``str`` and ``None`` as themselves; tuples, lists and
+    dicts with string keys element by element. Anything else, including a
+    subclass of a plain type (a ``str`` whose ``==`` always says yes), becomes
+    ``{"t": "unsupported"}`` and never matches a target.
+    """
+    kind = type(value)
+    if value is None:
+        return {"t": "none"}
+    if kind is bool:
+        return {"t": "bool", "v": value}
+    if kind is int:
+        return {"t": "int", "v": str(value)}
+    if kind is float:
+        return {"t": "float", "v": repr(value)}
+    if kind is str:
+        return {"t": "str", "v": value}
+    if kind in (tuple, list, torch.Size):
+        return {"t": "list", "v": [encode(v) for v in value]}
+    if kind is dict and all(type(k) is str for k in value):
+        return {"t": "dict", "v": {k: encode(v) for k, v in value.items()}}
+    if kind in (torch.Tensor, torch.nn.Parameter):
+        tensor = value.detach().cpu()
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.float()
+        return _array(tensor.resolve_conj().resolve_neg().numpy())
+    if kind is np.ndarray or isinstance(value, np.generic) and kind.__module__ == "numpy":
+        return _array(np.asarray(value))
+    return {"t": "unsupported", "type": f"{kind.__module__}.{kind.__qualname__}"}
+
+
+def _array(array: np.ndarray) -> dict:
+    name = array.dtype.name
+    if name not in _FLOAT_DTYPES | _INT_DTYPES:
+        return {"t": "unsupported", "type": f"array of {name}"}
+    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+    return {"t": "array", "dtype": name, "shape": list(array.shape), "v": base64.b64encode(data.tobytes()).decode()}
+
+
+class Unsupported:
+    """A decoded value that was not plain data (its type name, for the message)."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name}>"
+
+
+def decode(data: Any) -> Any:
+    """The value :func:`encode` described; arrays come back as numpy arrays.
+
+    Safe on input from an untrusted kernel: it builds only numbers, strings,
+    lists, dicts and arrays of whitelisted dtypes (never unpickles), and a
+    malformed description decodes to :class:`Unsupported`.
+    """
+    try:
+        kind = data["t"]
+        if kind == "none":
+            return None
+        if kind == "bool" and type(data["v"]) is bool:
+            return data["v"]
+        if kind == "int":
+            return int(str(data["v"]))
+        if kind == "float":
+            return float(str(data["v"]))
+        if kind == "str" and type(data["v"]) is str:
+            return data["v"]
+        if kind == "list":
+            return [decode(v) for v in data["v"]]
+        if kind == "dict":
+            return {str(k): decode(v) for k, v in dict(data["v"]).items()}
+        if kind == "array" and data["dtype"] in _FLOAT_DTYPES | _INT_DTYPES:
+            shape = tuple(int(n) for n in data["shape"])
+            raw = base64.b64decode(data["v"], validate=True)
+            dtype = np.dtype(data["dtype"]).newbyteorder("<")
+            if len(raw) != dtype.itemsize * math.prod(shape):
+                return Unsupported("array whose bytes do not match its shape")
+            return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+        if kind == "unsupported":
+            return Unsupported(str(data.get("type", "object"))[:80])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass
+    return Unsupported("malformed value")
+
+
+def _numeric(value: Any) -> bool:
+    return (type(value) in (int, float)) or (isinstance(value, np.ndarray) and value.dtype.name != "bool")
+
+
+def compare(value: Any, target: Any, rtol: float = 1e-5, atol: float = 1e-8) -> str | None:
+    """Why the decoded ``value`` does not match the decoded ``target``, or None when it does.
+
+    Numbers and arrays match within ``rtol``/``atol`` (shapes must agree, a
+    plain number and a 0-dim array are the same shape); booleans, strings and
+    None must be equal and of the same type; lists and dicts match element by
+    element. The grader calls this in its own process, on decoded values only.
+    """
+    if isinstance(value, Unsupported):
+        return f"a {value.type_name}, which is not plain data"
+    if target is None or type(target) in (bool, str):
+        if type(value) is not type(target) or value != target:
+            return f"{_short(value)} where {_short(target)} was expected"
+        return None
+    if isinstance(target, np.ndarray) and target.dtype.name == "bool":
+        if not isinstance(value, np.ndarray) or value.dtype.name != "bool" or value.shape != target.shape:
+            return f"{_short(value)} where a boolean array of shape {target.shape} was expected"
+        return None if bool((value == target).all()) else "boolean array differs"
+    if _numeric(target):
+        if not _numeric(value):
+            return f"{_short(value)} where a number or array was expected"
+        v, t = np.asarray(value), np.asarray(target)
+        if v.shape != t.shape:
+            return f"shape {v.shape} where {t.shape} was expected"
+        if not np.allclose(v.astype(complex if v.dtype.kind == "c" else float),
+                           t.astype(complex if t.dtype.kind == "c" else float), rtol=rtol, atol=atol):
+            return "values differ beyond the tolerance"
+        return None
+    if isinstance(target, list):
+        if not isinstance(value, list) or len(value) != len(target):
+            return f"{_short(value)} where a sequence of {len(target)} was expected"
+        for i, (v, t) in enumerate(zip(value, target)):
+            problem = compare(v, t, rtol, atol)
+            if problem:
+                return f"item {i}: {problem}"
+        return None
+    if isinstance(target, dict):
+        if not isinstance(value, dict) or set(value) != set(target):
+            return "keys differ"
+        for key in target:
+            problem = compare(value[key], target[key], rtol, atol)
+            if problem:
+                return f"{key!r}: {problem}"
+        return None
+    return f"an unsupported target {_short(target)}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _publish(label: str, value: Any, target: Any = None, *, has_target: bool = False,
+             rtol: float = 1e-5, atol: float = 1e-8) -> None:
+    """Under the course's grader, send what a check observed to the grader (nothing otherwise)."""
+    if not os.environ.get(JUDGE_ENV):
+        return
+    try:
+        from IPython.display import display
+    except ImportError:  # not in a kernel
+        return
+    payload = {"label": str(label), "value": encode(value), "rtol": float(rtol), "atol": float(atol)}
+    if has_target:
+        payload["target"] = encode(target)
+    display({EXPECT_MIME: json.dumps(payload)}, raw=True)
+
+
+def expect(value: Any, target: Any, message: str, *, rtol: float = 1e-5, atol: float = 1e-8) -> None:
+    """A hidden test's requirement: ``value`` must match ``target`` (see :func:`compare`).
+
+    ``message`` is all a student sees when it fails: say what is wrong and
+    what usually causes it, never the test's inputs or expected numbers.
+    Compute ``target`` from the test's own inputs (a formula, a library
+    function), never from the student's code: the grader takes the target
+    from a clean run of the solution.
+    """
+    _publish(message, value, target, has_target=True, rtol=rtol, atol=atol)
+    if compare(decode(encode(value)), decode(encode(target)), rtol, atol) is not None:
+        raise CheckFailed(message)
+
+
+def expect_true(condition: Any, message: str) -> None:
+    """A hidden test's yes/no requirement; ``condition`` must be exactly ``True``."""
+    expect(condition if type(condition) is bool else _as_bool(condition), True, message)
+
+
+def _as_bool(condition: Any) -> Any:
+    """numpy and 0-dim torch booleans count as booleans; anything else stays as it is and fails."""
+    if isinstance(condition, (np.bool_, torch.Tensor)) and getattr(condition, "ndim", 1) == 0:
+        return bool(condition)
+    return condition
+
+
 def check_tensor(value: Any, name: str, *, shape: Sequence[int | None] | None = None,
                  dtype: torch.dtype | None = None, hint: str | None = None) -> None:
     """Check that ``value`` is a tensor of the given shape (``None`` = any size) and dtype."""
+    is_tensor = isinstance(value, torch.Tensor)
+    _publish(name, [is_tensor, list(value.shape) if is_tensor else None, str(value.dtype) if is_tensor else None])
     if not isinstance(value, torch.Tensor):
         _fail(name, f"expected a torch.Tensor, got {type(value).__name__}", hint)
     if shape is not None:
@@ -48,6 +262,8 @@ def check_tensor(value: Any, name: str, *, shape: Sequence[int | None] | None = 
 
 def check_scalar(value: Any, name: str, *, hint: str | None = None) -> None:
     """Check that ``value`` is a single number (a 0-dim tensor or a float), e.g. a batch-averaged loss."""
+    _publish(name, isinstance(value, (int, float)) and not isinstance(value, bool)
+             or isinstance(value, torch.Tensor) and value.dim() == 0)
     if isinstance(value, torch.Tensor):
         if value.dim() != 0:
             _fail(name, f"expected a scalar (0-dim tensor), got shape {tuple(value.shape)}",
@@ -61,6 +277,7 @@ def check_scalar(value: Any, name: str, *, hint: str | None = None) -> None:
 def check_close(actual: Any, expected: Any, name: str, *, rtol: float = 1e-5, atol: float = 1e-6,
                 hint: str | None = None) -> None:
     """Check ``actual`` against a known value within tolerances, and report the worst mismatch."""
+    _publish(name, actual, expected, has_target=True, rtol=rtol, atol=atol)
     a = np.asarray(actual.detach().cpu() if isinstance(actual, torch.Tensor) else actual, dtype=float)
     e = np.asarray(expected.detach().cpu() if isinstance(expected, torch.Tensor) else expected, dtype=float)
     if a.shape != e.shape:
@@ -76,6 +293,7 @@ def check_close(actual: Any, expected: Any, name: str, *, rtol: float = 1e-5, at
 def check_true(condition: bool, name: str, problem: str, *, hint: str | None = None,
                success: str = "looks right") -> None:
     """A custom check: ``problem`` is shown when ``condition`` is false."""
+    _publish(name, _as_bool(condition) if type(condition) is not bool else condition, True, has_target=True)
     if not condition:
         _fail(name, problem, hint)
     _ok(name, success)

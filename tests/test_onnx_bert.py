@@ -17,7 +17,7 @@ import torch
 
 onnx = pytest.importorskip("onnx")
 
-from course_utils import onnx_bert  # noqa: E402
+from course_utils import data, onnx_bert  # noqa: E402
 from course_utils import text_classification as tc  # noqa: E402
 
 SENTENCES = [
@@ -31,7 +31,7 @@ TOLERANCE = 1e-5
 
 @pytest.fixture(scope="module")
 def l3_path() -> Path:
-    return onnx_bert.shipped_l3_path()
+    return data.fetch(data.MINILM_L3_ONNX)
 
 
 @pytest.fixture(scope="module")

@@ -12,19 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import scaling
+from course_utils import data, scaling
 
 
 @pytest.fixture(scope="module")
-def corpus() -> scaling.CharCorpus:
-    return scaling.load_corpus()
+def corpus() -> data.CharCorpus:
+    return data.char_corpus()
 
 
-def test_normalise_folds_to_small_ascii_vocabulary() -> None:
-    assert scaling._normalise("Café “Noir” – ★") == 'cafe "noir" - ' + scaling.UNKNOWN
-
-
-def test_corpus_is_split_by_review_and_decodes(corpus: scaling.CharCorpus) -> None:
+def test_corpus_is_split_by_review_and_decodes(corpus: data.CharCorpus) -> None:
     assert len(corpus.train) > 1_900_000 and 90_000 < len(corpus.val) < 150_000
     assert len(corpus.vocab) < 80 and corpus.vocab == "".join(sorted(corpus.vocab))
     text = corpus.decode(corpus.val[:200].tolist())
@@ -58,7 +54,7 @@ def test_counted_flops_are_six_per_matrix_parameter(shape: tuple[int, int]) -> N
 
 def test_random_windows_pair_inputs_with_next_characters() -> None:
     tokens = torch.arange(1000)
-    x, y = next(scaling.random_windows(tokens, 4, 16, seed=0))
+    x, y = next(data.random_windows(tokens, 4, 16, seed=0))
     assert x.shape == y.shape == (4, 16)
     assert torch.equal(y, x + 1)
 
@@ -69,7 +65,7 @@ def test_validation_loss_of_an_untrained_model_is_near_uniform() -> None:
     assert abs(loss - math.log(40)) < 0.3
 
 
-def test_train_to_budget_stops_at_exactly_its_budget(corpus: scaling.CharCorpus) -> None:
+def test_train_to_budget_stops_at_exactly_its_budget(corpus: data.CharCorpus) -> None:
     run = scaling.train_to_budget((8, 1), 2e7, corpus)
     assert run["n_tokens"] == int(2e7 // run["flops_per_token"])
     assert 2e7 - run["flops_per_token"] < run["flops"] <= 2e7
