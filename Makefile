@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt requirements-data.txt
 setup: $(STAMP)  ## the course environment in .venv
 
 data: setup  ## fetch and cache every dataset (offline sources first)
-	$(BIN)/python -c "from course_utils import data; [data.fetch(n) for n in data.REGISTRY]; data.mnist()"
+	$(BIN)/python -m course_utils.data
 
 release: setup  ## student versions of every assignment into release/
 	$(BIN)/course release

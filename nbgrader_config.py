@@ -23,6 +23,8 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # One cell may run for at most this long during autograding and validation
 # (notebooks run in FAST mode then, so a cell normally takes seconds).
 c.Execute.timeout = 300
+# Kernels keep their start-up notes to themselves: they would print after a command's verdict.
+c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 
 # A submission that deleted a test cell gets it back and is graded on it.
 c.OverwriteCells.add_missing_cells = True
@@ -36,6 +38,6 @@ c.Exchange.path_includes_course = True
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
 
-from course_utils.nbgrader_ext import HideTestTracebacks  # noqa: E402
+from course_tools.grading.feedback import HideTestTracebacks  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, ClearHiddenTests, HideTestTracebacks]

@@ -29,7 +29,7 @@ def plain_nbgrader(assignment: str, students: list[str]) -> float:
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    from course_utils.nbgrader_ext import load_config
+    from course_tools.config import load_config
 
     config = load_config()
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
@@ -41,7 +41,7 @@ def plain_nbgrader(assignment: str, students: list[str]) -> float:
 
 def ours(assignment: str, workers: int) -> tuple[float, int]:
     """(wall seconds, submissions graded) of `course autograde` with ``workers`` local workers."""
-    from course_utils.autograde import autograde
+    from course_tools.grading.coordinator import autograde
 
     summary = autograde(assignment, workers=workers, force=True, progress=False)
     return summary.seconds, summary.graded + summary.flagged
@@ -54,12 +54,13 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=8)
     args = parser.parse_args()
     os.environ.setdefault("COURSE_DATA", str(REPO / "data"))
-    from course_utils.nbgrader_ext import quiet_gradebook_warnings
+    from course_tools.config import quiet_library_warnings
 
-    quiet_gradebook_warnings()
-    from course_utils.scratch import solution_course
+    quiet_library_warnings()
+    from course_tools.layout import Course
+    from course_tools.scratch import solution_course
 
-    root = solution_course(args.assignment, args.submissions, source=args.course.resolve())
+    root = solution_course(args.assignment, args.submissions, source=Course(args.course.resolve()))
     os.environ["COURSE_ROOT"] = str(root)
     students = sorted(p.name for p in (root / "submitted").iterdir())
     try:

@@ -24,7 +24,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from course_utils.runner import run
+from course_tools.authoring.runner import run
 
 HERE = Path(__file__).resolve().parent
 

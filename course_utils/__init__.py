@@ -1,24 +1,31 @@
-"""Shared helpers for the course notebooks.
+"""What the course's notebooks import: the student side of the course kit.
 
-Every notebook imports this package the same way (``from course_utils import ...``)
-and never edits ``sys.path``: the package is installed with ``pip install -e .``.
-Modules are named by concern:
+Every notebook imports this package the same way and never edits
+``sys.path`` (it is installed with ``pip install -e .``). Its core modules
+are named by concern:
 
 - :mod:`course_utils.paths`     where the course and its data live; the FAST switch
 - :mod:`course_utils.repro`     seeding and device choice
-- :mod:`course_utils.data`      the dataset registry (online and offline sources)
+- :mod:`course_utils.data`      the data registry (files and model folders, online and offline sources),
+  MNIST, the course's character corpus
+- :mod:`course_utils.text`      labelled snippets, a pretrained text encoder, padded batches
 - :mod:`course_utils.training`  a training loop with a progress bar; recorded metrics
 - :mod:`course_utils.plotting`  one plot style, image grids, loss curves
-- :mod:`course_utils.checks`    quick visible checks with teaching messages
+- :mod:`course_utils.checks`    visible checks with teaching messages; ``expect`` for hidden tests
 
-Grading tools (the ``course`` command) live in :mod:`course_utils.grading`.
+and :mod:`course_utils.given` holds the given code of each assignment, one
+module per assignment, which a notebook imports as
+``from course_utils.given import <assignment> as given``.
+
+The tools of TAs and instructors (the ``course`` command, grading, release)
+live in the separate package ``course_tools``; nothing here imports it.
 """
 
 from course_utils.paths import data_dir, is_fast, repo_root
 from course_utils.training import Stopwatch, record, train_loop
 
-# torch is imported lazily (in ``setup`` and the modules that need it) so that the
-# ``course`` command and nbgrader's configuration load quickly.
+# torch is imported lazily (in ``setup`` and the modules that need it) so that
+# nbgrader's configuration and the ``course`` command load quickly.
 __all__ = ["is_fast", "repo_root", "data_dir", "record", "train_loop", "Stopwatch", "setup"]
 
 

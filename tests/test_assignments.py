@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from course_utils import assignments
-from course_utils.selfcheck import selfcheck
+from course_tools import assignments
+from course_tools.authoring.selfcheck import selfcheck
 
 
 @pytest.mark.slow
@@ -27,8 +27,10 @@ def test_solution_earns_every_autograded_point_in_the_sandbox(name: str, monkeyp
     """`course autograde` runs kernels with no network, read-only data and limits: every notebook must still work."""
     import shutil
 
-    from course_utils.autograde import autograde, read_status
-    from course_utils.scratch import solution_course
+    from course_tools.grading.coordinator import autograde
+    from course_tools.grading.status import read as read_record
+    from course_tools.layout import Course
+    from course_tools.scratch import solution_course
 
     from course_utils.paths import data_dir
 
@@ -37,7 +39,7 @@ def test_solution_earns_every_autograded_point_in_the_sandbox(name: str, monkeyp
     monkeypatch.setenv("COURSE_ROOT", str(root))
     try:
         summary = autograde(name, workers=1, progress=False)
-        status = read_status(name, "student000")
+        status = read_record(Course.current(), name, "student000")
         assert summary.graded == 1, status
         tests = {c.grade_id for c in assignments.load(name).tests}
         lost = {k: v for k, v in status["scores"].items() if k in tests and v[0] != v[1]}

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import text_classification as tc
+from course_utils import text
+from course_utils.given import bert_finetuning as tc
 
 
 class _WordTokenizer:
@@ -59,7 +60,7 @@ def test_length_sorted_batches_cover_each_snippet_once_with_less_padding() -> No
     assert sorted(np.concatenate(epoch).tolist()) == list(range(500))
     assert max(len(b) for b in epoch) == 16
     sorted_pad = tc.padding_fraction([tc.collate(encoded, b) for b in epoch])
-    assert sorted_pad < 0.1 < tc.padding_fraction(tc.random_batches(encoded, 16))
+    assert sorted_pad < 0.1 < tc.padding_fraction(tc.shuffled_batches(encoded, 16))
     stream = tc.training_batches(encoded, 16, seed=0)
     first = [next(stream)["labels"] for _ in range(len(epoch))]
     second = [next(stream)["labels"] for _ in range(len(epoch))]
@@ -97,9 +98,9 @@ def test_predict_returns_probabilities_and_restores_the_mode() -> None:
 
 
 def test_shipped_checkpoint_resolves_offline_and_hub_names_pass_through() -> None:
-    path = Path(tc.checkpoint_path())
+    path = Path(text.encoder_path())
     assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-    assert tc.checkpoint_path("bert-base-uncased") == "bert-base-uncased"
+    assert text.encoder_path("bert-base-uncased") == "bert-base-uncased"
     tokenizer = tc.load_tokenizer()
     assert tokenizer("a fine film")["input_ids"] == [101, 1037, 2986, 2143, 102]
 

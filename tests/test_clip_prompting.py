@@ -1,4 +1,4 @@
-"""Fast unit tests of course_utils.clip (no training, no hub)."""
+"""Fast unit tests of course_utils.given.clip_prompting (no training, no hub)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import clip
+from course_utils.given import clip_prompting as clip
 
 
 def test_prompt_wordings_have_one_prompt_per_digit():

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from course_utils import assignments, cli, mutants
-from course_utils.nbgrader_ext import HideTestTracebacks
-from course_utils.selfcheck import release_leaks, selfcheck
+from course_tools import assignments
+from course_tools import cli
+from course_tools.authoring import mutants
+from course_tools.grading.feedback import HideTestTracebacks
+from course_tools.authoring.selfcheck import release_leaks, selfcheck
 
 
 def _toy_notebook(root: Path) -> Path:
@@ -116,8 +117,8 @@ def test_selfcheck_catches_a_test_that_passes_blank(toy_course: Path) -> None:
 
 @pytest.mark.slow
 def test_feedback_html_hides_hidden_tests(toy_course: Path) -> None:
-    from course_utils import mutants as mut
-    from course_utils.scratch import scratch_course
+    from course_tools.authoring import mutants as mut
+    from course_tools.scratch import scratch_course
 
     source = nbformat.read(_toy_notebook(toy_course), as_version=4)
     signed = next(m for m in mut.load_mutants("toy") if m.name == "signed")

@@ -1,4 +1,4 @@
-"""Unit tests of course_utils.maml, the given code of the MAML assignment (seconds, no training).
+"""Unit tests of course_utils.given.maml, the given code of the MAML assignment (seconds, no training).
 
 The notebook's own featurizer is what students write, so these tests drive the
 task sampler and benchmark with a stand-in featurizer.
@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from course_utils import maml  # noqa: E402
+from course_utils.given import maml  # noqa: E402
 
 
 def stand_in_features(x: torch.Tensor, d: int = 11) -> torch.Tensor:

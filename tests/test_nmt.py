@@ -1,4 +1,4 @@
-"""Unit tests of course_utils.piglatin: the Pig Latin rules, the datasets, batching and the
+"""Unit tests of course_utils.given.nmt: the Pig Latin rules, the datasets, batching and the
 given models (run with stand-in attention layers, so no answer of the notebook is needed)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_utils import piglatin
-from course_utils.piglatin import VOCAB
+from course_utils.given import nmt as piglatin
+from course_utils.given.nmt import VOCAB
 
 
 class UniformAttention(nn.Module):

@@ -1,4 +1,4 @@
-"""Unit tests of course_utils.scaling: data, model, FLOP counting, budget-exact training, the cache.
+"""Unit tests of course_utils.given.scaling_laws: data, model, FLOP counting, budget-exact training, the cache.
 
 Seconds in all: the only training is a run of a few steps.
 """
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import data, scaling
+from course_utils import data
+from course_utils.given import scaling_laws as scaling
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_sweep_round_trip_and_grouping(tmp_path) -> None:
     runs.append({"budget": 1e11, "n_params": 100, "val_loss": 1.5})
     path = scaling.save_sweep(runs, tmp_path / "sweep.json")
     assert scaling.load_sweep(path) == runs
-    assert "course_utils.scaling --sweep" in json.loads(path.read_text())["command"]
+    assert "course_utils.given.scaling_laws --sweep" in json.loads(path.read_text())["command"]
     groups = scaling.by_budget(runs)
     assert list(groups) == [1e10, 1e11]
     assert groups[1e10][0].tolist() == [100, 200, 300] and groups[1e10][1].tolist() == [2.5, 1.9, 2.0]

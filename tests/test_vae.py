@@ -1,4 +1,4 @@
-"""Unit tests of the VAE assignment's given code (course_utils.vae): shapes, data and plots, no training."""
+"""Unit tests of the VAE assignment's given code (course_utils.given.vae): shapes, data and plots, no training."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import vae as vae_kit
+from course_utils.given import vae as vae_kit
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +24,9 @@ def test_binarized_mnist_splits(data: vae_kit.BinarizedMNIST) -> None:
     assert torch.equal(again.test, data.test), "the test binarization is fixed by the seed"
 
 
-def test_random_batches_are_binary_and_cover_an_epoch(data: vae_kit.BinarizedMNIST) -> None:
+def test_binarized_batches_are_binary_and_cover_an_epoch(data: vae_kit.BinarizedMNIST) -> None:
     x = data.train[:100]
-    batches = vae_kit.random_batches(x, 25, seed=1)
+    batches = vae_kit.binarized_batches(x, 25, seed=1)
     first_epoch = [next(batches) for _ in range(4)]
     assert all(b.shape == (25, 784) for b in first_epoch)
     assert set(torch.cat(first_epoch).unique().tolist()) <= {0.0, 1.0}

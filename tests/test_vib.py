@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from course_utils import vib  # noqa: E402
+from course_utils.given import vib  # noqa: E402
 
 
 def test_load_digits_relabels_and_splits_reproducibly() -> None:

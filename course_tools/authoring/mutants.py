@@ -23,11 +23,9 @@ from __future__ import annotations
 import copy
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
-
 import nbformat
 
-from course_utils.paths import repo_root
+from course_tools.layout import Course
 
 
 @dataclass(frozen=True)
@@ -40,13 +38,9 @@ class Mutant:
     source: str | None = None
 
 
-def mutants_file(assignment: str) -> Path:
-    return repo_root() / "tests" / "mutants" / f"{assignment}.toml"
-
-
-def load_mutants(assignment: str) -> list[Mutant]:
+def load_mutants(assignment: str, course: Course | None = None) -> list[Mutant]:
     """The registered mutants of an assignment (an empty list if it has none)."""
-    path = mutants_file(assignment)
+    path = (course or Course.current()).mutants_file(assignment)
     if not path.is_file():
         return []
     raw = tomllib.loads(path.read_text())

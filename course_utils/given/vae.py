@@ -51,7 +51,7 @@ def load_binarized_mnist(n_val: int = 1000, seed: int = 0) -> BinarizedMNIST:
     )
 
 
-def random_batches(x: torch.Tensor, batch_size: int, seed: int = 0) -> Iterator[torch.Tensor]:
+def binarized_batches(x: torch.Tensor, batch_size: int, seed: int = 0) -> Iterator[torch.Tensor]:
     """Endless random minibatches (a fresh permutation each epoch), each
     binarized by drawing every pixel from Bernoulli(grey level).
 

@@ -17,8 +17,9 @@ import torch
 
 onnx = pytest.importorskip("onnx")
 
-from course_utils import data, onnx_bert  # noqa: E402
-from course_utils import text_classification as tc  # noqa: E402
+from course_utils import data
+from course_utils.given import bert_finetuning_onnx as onnx_bert  # noqa: E402
+from course_utils.given import bert_finetuning as tc  # noqa: E402
 
 SENTENCES = [
     "A gripping, beautifully shot thriller.",

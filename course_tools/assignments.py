@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from nbgrader import utils
 
-from course_utils.paths import repo_root
+from course_tools.layout import Course
 
 GRADE_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 AUTO_ID = re.compile(r"^cell-[0-9a-f]{8,}$")  # nbgrader's default ids say nothing
@@ -55,49 +56,57 @@ class Assignment:
         return sum(c.points for c in self.manual)
 
 
-def notebooks_dir() -> Path:
-    return repo_root() / "notebooks"
+class UnknownAssignment(LookupError):
+    """No source notebook of that name; the message lists the assignments there are."""
 
 
-def cell_kind(meta: dict) -> str | None:
-    """nbgrader's cell types, from the flags in a cell's metadata."""
-    if not meta:
+def cell_kind(cell: nbformat.NotebookNode) -> str | None:
+    """nbgrader's cell types, from nbgrader's own predicates on the cell's metadata."""
+    if not cell.get("metadata", {}).get("nbgrader"):
         return None
-    grade, solution, locked = meta.get("grade"), meta.get("solution"), meta.get("locked")
-    if meta.get("task"):
+    if utils.is_task(cell):
         return "task"
-    if grade and solution:
-        return "manual"
-    if grade:
-        return "tests"
-    if solution:
+    if utils.is_grade(cell):
+        return "manual" if utils.is_solution(cell) else "tests"
+    if utils.is_solution(cell):
         return "autograded answer"
-    if locked:
+    if utils.is_locked(cell):
         return "read-only"
     return None
 
 
-def load(name: str) -> Assignment:
+def is_test_cell(cell: nbformat.NotebookNode) -> bool:
+    """An autograded test cell: code, graded, and not an answer (the one definition the kit uses)."""
+    return cell.get("cell_type") == "code" and cell_kind(cell) == "tests"
+
+
+def grade_id(cell: nbformat.NotebookNode, index: int) -> str:
+    """The cell's grade id, or its position for a cell without one (for messages)."""
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
+
+
+def load(name: str, course: Course | None = None) -> Assignment:
     """Read ``notebooks/<name>/<name>.ipynb`` and list its nbgrader cells."""
-    path = notebooks_dir() / name / f"{name}.ipynb"
+    course = course or Course.current()
+    path = course.source_notebook(name)
     if not path.is_file():
-        known = ", ".join(available()) or "none"
-        raise SystemExit(f"No assignment {name!r}: {path} does not exist. Assignments: {known}.")
+        known = ", ".join(available(course)) or "none"
+        raise UnknownAssignment(f"No assignment {name!r}: {path} does not exist. Assignments: {known}.")
     nb = nbformat.read(path, as_version=4)
     assignment = Assignment(name, path)
     for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        kind = cell_kind(meta)
+        kind = cell_kind(cell)
         if kind:
+            meta = cell.metadata.nbgrader
             assignment.cells.append(
                 GradedCell(meta.get("grade_id", ""), kind, float(meta.get("points", 0) or 0), cell.source)
             )
     return assignment
 
 
-def available() -> list[str]:
+def available(course: Course | None = None) -> list[str]:
     """Every assignment folder that holds its notebook, in name order."""
-    root = notebooks_dir()
+    root = (course or Course.current()).sources_root()
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if (p / f"{p.name}.ipynb").is_file())

@@ -13,21 +13,18 @@ FLOPs rule can be checked against a measurement.
 Regenerate the cached sweep ``data/scaling_laws_sweep.json`` (24 runs, one per
 CPU core at a time; about 140 s on two idle cores)::
 
-    .venv/bin/python -m course_utils.scaling --sweep
+    .venv/bin/python -m course_utils.given.scaling_laws --sweep
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -41,7 +38,7 @@ from course_utils.training import train_loop
 from course_utils.repro import one_thread
 
 SWEEP_FILE = "scaling_laws_sweep.json"
-SWEEP_COMMAND = ".venv/bin/python -m course_utils.scaling --sweep"
+SWEEP_COMMAND = ".venv/bin/python -m course_utils.given.scaling_laws --sweep"
 CONTEXT = 64  # characters a model sees at once
 BATCH = 16  # windows per step: 1,024 tokens
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from course_utils import assignments, mutants
-from course_utils.scratch import CellScore, GradingFailed, scratch_course
+from course_tools import assignments
+from course_tools.authoring import mutants
+from course_tools.scratch import CellScore, GradingFailed, scratch_course
 
 
 @dataclass

@@ -4,13 +4,13 @@ Plain nbgrader loses every mark of a notebook whose kernel dies (one
 ``os._exit`` in the last cell zeroes the work above it), keeps every byte a
 cell prints in memory, and trusts the kernel's own numpy. This subclass:
 
-- starts the kernel in the sandbox (:mod:`course_utils.sandbox`);
+- starts the kernel in the sandbox (:mod:`course_tools.grading.sandbox`);
 - when the kernel dies, marks that cell with a ``KernelDied`` error, starts a
   new kernel, re-runs the cells above it (so later answers see their
   imports and data) and goes on with the next cell: marks earned before the
   crash are kept;
 - stops recording a cell's output past a size cap;
-- runs the :mod:`course_utils.tamper` probe after every test cell.
+- runs the :mod:`course_tools.grading.tamper` probe after every test cell.
 
 What happened is written to :attr:`GradingExecute.report_file` as JSON for
 the grading job to read.
@@ -28,16 +28,8 @@ from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Int, Unicode
 
-from course_utils import sandbox, tamper
-
-
-def is_test_cell(cell: NotebookNode) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
-
-
-def cell_name(cell: NotebookNode, index: int) -> str:
-    return cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
+from course_tools.assignments import grade_id, is_test_cell
+from course_tools.grading import sandbox, tamper
 
 
 class GradingExecute(Execute):
@@ -141,7 +133,7 @@ class GradingExecute(Execute):
         text = "".join(o.get("text", "") for o in probe.outputs if o.get("output_type") == "stream")
         changed = tamper.changed(text)
         if changed:
-            self._report["tampered"].append({"cell": cell_name(cell, index), "changed": changed})
+            self._report["tampered"].append({"cell": grade_id(cell, index), "changed": changed})
 
     def _end_strays(self, cell: NotebookNode, index: int) -> None:
         """Kill processes a cell left behind (a fork bomb's copies of the kernel would
@@ -165,7 +157,7 @@ class GradingExecute(Execute):
             except psutil.Error:
                 pass
         if strays:
-            self._report.setdefault("strays", []).append({"cell": cell_name(cell, index), "killed": len(strays)})
+            self._report.setdefault("strays", []).append({"cell": grade_id(cell, index), "killed": len(strays)})
 
     def _mark_death(self, index: int) -> None:
         cell = self.nb.cells[index]
@@ -175,14 +167,14 @@ class GradingExecute(Execute):
                     "CPU-time or process limit). The grader started a new kernel, re-ran the cells above and "
                     "went on with the next cell: marks earned above are kept."),
             traceback=[]))
-        self._report["kernel_deaths"].append(cell_name(cell, index))
+        self._report["kernel_deaths"].append(grade_id(cell, index))
 
     def _give_up(self, start: int, why: str) -> None:
         for index in range(start, len(self.nb.cells)):
             cell = self.nb.cells[index]
             if cell.cell_type == "code":
                 cell.outputs = [new_output("error", ename="NotRun", evalue=f"not run: {why}", traceback=[])]
-                self._report["not_run"].append(cell_name(cell, index))
+                self._report["not_run"].append(grade_id(cell, index))
 
     def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int):  # type: ignore[override]
         """Keep a cell's output up to :attr:`max_output_bytes`, then one note that the rest was dropped."""
@@ -194,7 +186,7 @@ class GradingExecute(Execute):
         if used + size <= self.max_output_bytes:
             return super().output(outs, msg, display_id, cell_index)
         if used <= self.max_output_bytes:
-            self._report["truncated"].append(cell_name(self.nb.cells[cell_index], cell_index))
+            self._report["truncated"].append(grade_id(self.nb.cells[cell_index], cell_index))
             outs.append(new_output("stream", name="stderr", text=(
                 f"\n[output cut by the grader after {self.max_output_bytes // 1000} kB]\n")))
         return None

@@ -466,7 +466,7 @@ def plot_loss_comparison(histories: dict[str, dict[str, list[float]]], title: st
 
 # ----------------------------------------------------------------------------- checkpoints
 
-def checkpoint_path(name: str) -> Path:
+def saved_model_path(name: str) -> Path:
     """Where trained weights are kept: ``data/checkpoints/nmt-<name>.pt`` (not committed)."""
     folder = data_dir() / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
@@ -476,7 +476,7 @@ def checkpoint_path(name: str) -> Path:
 def save_model(model: nn.Module, name: str, config: dict, history: dict[str, list[float]]) -> Path:
     """Save weights, the constructor arguments that rebuild the model, and its training
     history (so the loss plots can be redrawn without retraining)."""
-    path = checkpoint_path(name)
+    path = saved_model_path(name)
     torch.save({"config": config, "state_dict": model.state_dict(), "history": history}, path)
     return path
 
@@ -484,7 +484,7 @@ def save_model(model: nn.Module, name: str, config: dict, history: dict[str, lis
 def load_model(name: str, build: Callable[..., nn.Module]) -> tuple[nn.Module, dict[str, list[float]]]:
     """Rebuild a saved model with ``build(**config)``, load its weights (evaluation mode)
     and return it with its training history."""
-    saved = torch.load(checkpoint_path(name), map_location="cpu", weights_only=True)
+    saved = torch.load(saved_model_path(name), map_location="cpu", weights_only=True)
     model = build(**saved["config"])
     model.load_state_dict(saved["state_dict"])
     return model.eval(), saved["history"]

@@ -6,7 +6,7 @@
     course run A [--fast] [--results FILE] [--output NB]
                                      execute the source notebook headless
     course selfcheck [A ...] [--fast]
-                                     prove assignments sound (see course_utils.selfcheck)
+                                     prove assignments sound (see course_tools.authoring.selfcheck)
     course strip [NB ...]            clear outputs of source notebooks before a commit
     course validate NOTEBOOK         run a notebook's visible tests; exit 0 only if all pass
     course autograde A [--students S ...] [--workers N | --scheduler ADDRESS] [--force]
@@ -25,14 +25,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from course_utils import assignments
-from course_utils.paths import repo_root
+from course_tools import assignments
+from course_tools.layout import Course
 
 
 def _names(given: list[str]) -> list[str]:
     names = given or assignments.available()
     if not names:
-        raise SystemExit("No assignments found under notebooks/.")
+        raise assignments.UnknownAssignment("No assignments found under notebooks/.")
     return names
 
 
@@ -48,7 +48,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    from course_utils.nbgrader_ext import load_config
+    from course_tools.config import load_config
 
     config = load_config()
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
@@ -79,21 +79,23 @@ def _cause(result: dict) -> str:
 
 def cmd_workspace(args: argparse.Namespace) -> int:
     """Copy each released assignment into assignments/, keeping anything already there."""
-    release, work = repo_root() / "release", repo_root() / "assignments"
+    course = Course.current()
+    release, work = course.releases_root(), course.workspace()
     if not release.is_dir():
-        raise SystemExit("Nothing released yet: run `make release` (or `course release`) first.")
+        print("Nothing released yet: run `make release` (or `course release`) first.", file=sys.stderr)
+        return 2
     for folder in sorted(p for p in release.iterdir() if p.is_dir()):
         target = work / folder.name
         if target.exists():
-            print(f"kept      assignments/{folder.name}/ (your work is never overwritten)")
+            print(f"kept      {work.name}/{folder.name}/ (your work is never overwritten)")
             continue
         shutil.copytree(folder, target)
-        print(f"new       assignments/{folder.name}/")
+        print(f"new       {work.name}/{folder.name}/")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from course_utils.runner import CellExecutionError, run
+    from course_tools.authoring.runner import CellExecutionError, run
 
     try:
         results = run(args.assignment, fast=args.fast, results=args.results, output=args.output)
@@ -105,8 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_selfcheck(args: argparse.Namespace) -> int:
-    from course_utils.scratch import GradingFailed
-    from course_utils.selfcheck import selfcheck
+    from course_tools.scratch import GradingFailed
+    from course_tools.authoring.selfcheck import selfcheck
 
     failed = 0
     for name in _names(args.assignments):
@@ -146,7 +148,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     import nbformat
     from nbgrader.validator import Validator
 
-    from course_utils.nbgrader_ext import load_config
+    from course_tools.config import load_config
 
     path = Path(args.notebook)
     if not path.is_file():
@@ -158,7 +160,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{path} is not a readable notebook ({exc.__class__.__name__}): restore it from your last "
               "checkpoint (File > Revert) or fetch a fresh copy of the assignment", file=sys.stderr)
         return 2
-    if not any(assignments.cell_kind(c.metadata.get("nbgrader", {})) == "tests" for c in nb.cells):
+    if not any(assignments.is_test_cell(c) for c in nb.cells):
         print(f"{path} has no test cells: is it the assignment notebook?", file=sys.stderr)
         return 2
     results = Validator(config=load_config()).validate(str(path))
@@ -177,9 +179,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_autograde(args: argparse.Namespace) -> int:
-    from course_utils.autograde import GradingSetupError, autograde
-    from course_utils.gradejob import Settings
-    from course_utils.sandbox import SandboxUnavailable
+    from course_tools.grading.coordinator import GradingSetupError, autograde
+    from course_tools.grading.job import Settings
+    from course_tools.grading.sandbox import SandboxUnavailable
 
     settings = Settings(fast=not args.full, sandbox=not args.no_sandbox, cell_timeout=args.cell_timeout,
                         run_timeout=args.run_timeout, memory_mib=args.memory_mib)
@@ -197,10 +199,9 @@ def cmd_autograde(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from course_utils.export import rows, write_csv
-    from course_utils.nbgrader_ext import load_config
+    from course_tools.grading.export import rows, write_csv
 
-    table = rows(load_config(), args.assignments or None)
+    table = rows(Course.current(), args.assignments or None)
     if args.output:
         with open(args.output, "w", newline="") as out:
             write_csv(table, out)
@@ -214,10 +215,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from course_utils.export import feedback
-    from course_utils.nbgrader_ext import load_config
+    from course_tools.grading.feedback import feedback
 
-    made, notes = feedback(args.assignment, load_config())
+    made, notes = feedback(Course.current(), args.assignment)
     print(f"feedback/: {made} feedback files, {notes} not-graded notes; "
           f"`nbgrader release_feedback {args.assignment}` hands them out")
     return 0
@@ -274,11 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("assignment")
     p.set_defaults(func=cmd_feedback)
     args = parser.parse_args(argv)
-    from course_utils.nbgrader_ext import quiet_gradebook_warnings
+    from course_tools.config import quiet_library_warnings
 
-    quiet_gradebook_warnings()
+    quiet_library_warnings()
     try:
         return args.func(args)
+    except assignments.UnknownAssignment as exc:
+        print(f"course {args.command}: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `course list | head`: the reader has gone; stop quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -18,7 +18,6 @@ A run that stops half-way resumes: a submission whose status record is
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -27,45 +26,32 @@ from typing import Iterable
 
 from tqdm.auto import tqdm
 
-from course_utils.gradejob import FLAGGED, GRADED, NOT_GRADED, Kit, Outcome, Settings, Submission, grade
-from course_utils.paths import repo_root
-
-MAX_SUBMISSION_MB = 50
+from course_tools.grading import status
+from course_tools.grading.job import Kit, Outcome, Settings, Submission, grade
+from course_tools.grading.status import FLAGGED, GRADED, NOT_GRADED
+from course_tools.layout import Course
 
 
 class GradingSetupError(RuntimeError):
     """The run cannot start (missing release, no sandbox): nothing was graded."""
 
 
-def status_dir(assignment: str) -> Path:
-    return repo_root() / "grading" / assignment
-
-
-def read_status(assignment: str, student: str) -> dict | None:
-    path = status_dir(assignment) / f"{student}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def db_url(config) -> str:  # noqa: ANN001 (a traitlets Config)
-    return config.CourseDirectory.get("db_url") or f"sqlite:///{repo_root() / 'gradebook.db'}"
-
-
-def make_kit(assignment: str, config) -> Kit:  # noqa: ANN001
+def make_kit(course: Course, assignment: str) -> Kit:
     """The assignment's gradebook entry, made from the source notebook and checked
     against the course gradebook, plus its non-notebook files."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    from course_utils.scratch import scratch_course
+    from course_tools.scratch import scratch_course
 
-    with Gradebook(db_url(config)) as gb:
+    with Gradebook(course.gradebook_url()) as gb:
         try:
             released = {c.name: c.checksum for c in _grade_cells(gb, assignment)}
         except MissingEntry:
             raise GradingSetupError(f"{assignment} is not in the gradebook: run `course release {assignment}` "
                                     "first (nbgrader grades against the released version).") from None
-    with scratch_course(assignment) as scratch:
+    with scratch_course(assignment, source=course) as scratch:
         scratch.release()
-        with Gradebook(scratch.config.CourseDirectory.db_url) as gb:
+        with Gradebook(scratch.course.gradebook_url()) as gb:
             fresh = {c.name: c.checksum for c in _grade_cells(gb, assignment)}
             notebooks = [nb.name for nb in gb.find_assignment(assignment).notebooks]
         gradebook = (scratch.root / "gradebook.db").read_bytes()
@@ -73,7 +59,7 @@ def make_kit(assignment: str, config) -> Kit:  # noqa: ANN001
         raise GradingSetupError(f"notebooks/{assignment} changed since it was released (its graded cells differ "
                                 f"from the gradebook's): run `course release {assignment}` so grading uses the "
                                 "tests students were given, or restore the notebook.")
-    source = repo_root() / "notebooks" / assignment
+    source = course.source(assignment)
     ignore = {".ipynb_checkpoints", "__pycache__"}
     files = {str(p.relative_to(source)): p.read_bytes() for p in sorted(source.rglob("*"))
              if p.is_file() and p.suffix != ".ipynb" and not p.name.endswith(".results.json")
@@ -85,13 +71,15 @@ def _grade_cells(gb, assignment: str) -> list:  # noqa: ANN001
     return [c for nb in gb.find_assignment(assignment).notebooks for c in nb.source_cells]
 
 
-def submissions(assignment: str, students: Iterable[str] | None = None) -> list[Submission]:
+def submissions(course: Course, assignment: str, students: Iterable[str] | None = None) -> list[Submission]:
     """Every collected submission of ``assignment`` (``submitted/<student>/<assignment>/``)."""
-    root = repo_root() / "submitted"
+    root = course.submissions_root()
     wanted = set(students or [])
     found = []
-    for folder in sorted(root.glob(f"*/{assignment}")) if root.is_dir() else []:
-        student = folder.parent.name
+    for student in sorted(p.name for p in root.iterdir()) if root.is_dir() else []:
+        folder = course.submitted(student, assignment)
+        if not folder.is_dir():
+            continue
         if wanted and student not in wanted:
             continue
         files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
@@ -123,26 +111,25 @@ def autograde(assignment: str, students: list[str] | None = None, workers: int =
     """Grade the submissions of ``assignment`` on dask workers; write results as they arrive."""
     import time
 
-    from course_utils import sandbox
-    from course_utils.nbgrader_ext import load_config
+    from course_tools.grading import sandbox
 
     started = time.monotonic()
     settings = settings or Settings()
-    config = load_config()
+    course = Course.current()
     if settings.sandbox:
         sandbox.check()
         _warm_data()
-    kit = make_kit(assignment, config)
+    kit = make_kit(course, assignment)
     todo, summary = [], RunSummary()
-    for sub in submissions(assignment, students):
-        previous = read_status(assignment, sub.student)
+    for sub in submissions(course, assignment, students):
+        previous = status.read(course, assignment, sub.student)
         if not force and previous and previous["status"] in (GRADED, FLAGGED) and previous["digest"] == sub.digest:
             summary.skipped += 1
         else:
             todo.append(sub)
     by_student = {sub.student: sub for sub in todo}
     for outcome in _run(kit, todo, settings, workers, scheduler, progress):
-        record(kit, outcome, by_student[outcome.student], config)
+        store(course, kit, outcome, by_student[outcome.student])
         summary.graded += outcome.status == GRADED
         summary.flagged += outcome.status == FLAGGED
         summary.not_graded += outcome.status == NOT_GRADED
@@ -196,13 +183,13 @@ def _run(kit: Kit, todo: list[Submission], settings: Settings, workers: int, sch
             cluster.close()
 
 
-def record(kit: Kit, outcome: Outcome, sub: Submission, config) -> None:  # noqa: ANN001
+def store(course: Course, kit: Kit, outcome: Outcome, sub: Submission) -> None:
     """Write one outcome: autograded folder and gradebook (graded or flagged), status record (always)."""
     from nbgrader.api import Gradebook, MissingEntry
 
     outcome.digest = outcome.digest or sub.digest
-    dest = repo_root() / "autograded" / sub.student / kit.assignment
-    url = db_url(config)
+    dest = course.autograded(sub.student, kit.assignment)
+    url = course.gradebook_url()
     if outcome.status == NOT_GRADED:
         shutil.rmtree(dest, ignore_errors=True)
         with Gradebook(url) as gb:
@@ -210,17 +197,12 @@ def record(kit: Kit, outcome: Outcome, sub: Submission, config) -> None:  # noqa
                 gb.remove_submission(kit.assignment, sub.student)
             except MissingEntry:
                 pass
-        _write_note(kit.assignment, outcome)
+        _write_note(course, kit.assignment, outcome)
     else:
         _write_autograded(dest, kit, sub, outcome)
-        _save_grades(url, kit, sub, outcome, config)
-        note = repo_root() / "feedback" / sub.student / kit.assignment / "NOT-GRADED.txt"
-        note.unlink(missing_ok=True)
-    folder = status_dir(kit.assignment)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{sub.student}.json.tmp"
-    tmp.write_text(json.dumps(outcome.to_json(), indent=1))
-    tmp.replace(folder / f"{sub.student}.json")  # atomic: an interrupted run never leaves half a record
+        _save_grades(url, kit, sub, outcome, course.nbgrader_config)
+        course.not_graded_note(sub.student, kit.assignment).unlink(missing_ok=True)
+    status.write(course, kit.assignment, sub.student, outcome.to_json())
 
 
 def _write_autograded(dest: Path, kit: Kit, sub: Submission, outcome: Outcome) -> None:
@@ -269,11 +251,11 @@ def _save_grades(url: str, kit: Kit, sub: Submission, outcome: Outcome, config) 
                 gb.db.commit()
 
 
-def _write_note(assignment: str, outcome: Outcome) -> None:
+def _write_note(course: Course, assignment: str, outcome: Outcome) -> None:
     """A feedback note for a submission that could not be graded: the reason and what to do."""
-    folder = repo_root() / "feedback" / outcome.student / assignment
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "NOT-GRADED.txt").write_text(
+    note = course.not_graded_note(outcome.student, assignment)
+    note.parent.mkdir(parents=True, exist_ok=True)
+    note.write_text(
         f"Your submission of {assignment} could not be graded, so it has no score yet (it is not a zero).\n\n"
         f"Reason: {outcome.reason}\n\n"
         "What to do: fix this and submit again, or contact your TA, who can see the same reason in the "

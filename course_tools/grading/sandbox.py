@@ -107,10 +107,13 @@ def sandbox_uid() -> int:
 
 
 def default_readonly() -> list[Path]:
-    """The system, this Python (base install and virtual environment), this package and the data."""
+    """The system, this Python (base install and virtual environment), the notebooks' package
+    (``course_utils``, not the grading code) and the data."""
+    import course_utils
+
     system = [Path(p) for p in ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc") if Path(p).exists()]
     python = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve()}
-    package = Path(__file__).resolve().parent
+    package = Path(course_utils.__file__).resolve().parent
     return system + sorted(python) + [package, data_dir().resolve()]
 
 

@@ -8,7 +8,6 @@ asked, the executed copy is written elsewhere. Metrics the notebook passes to
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from course_utils import assignments
+from course_tools import assignments
+from course_tools.config import temporary_env
 from course_utils.paths import FAST_ENV, RESULTS_ENV
 
 
@@ -50,23 +50,14 @@ def run(name: str, fast: bool = False, results: Path | None = None, output: Path
     nb = nbformat.read(assignment.path, as_version=4)
     results = Path(results or assignment.path.with_suffix(".results.json")).resolve()
     results.unlink(missing_ok=True)
-    env = {FAST_ENV: "1" if fast else "0", RESULTS_ENV: str(results)}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        client = _ProgressClient(nb, timeout=None, kernel_name="python3",
+    with temporary_env(**{FAST_ENV: "1" if fast else "0", RESULTS_ENV: str(results)}):
+        client = _ProgressClient(nb, timeout=None, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"],
                                  resources={"metadata": {"path": str(assignment.path.parent)}})
         try:
             client.execute()
         finally:
             if output:
                 nbformat.write(nb, output)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return json.loads(results.read_text()) if results.is_file() else {}
 
 

@@ -23,13 +23,11 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from course_utils import data
 
 if TYPE_CHECKING:
     from transformers import BertConfig, BertModel

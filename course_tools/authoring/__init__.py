@@ -1,0 +1,1 @@
+"""What an instructor runs before a release: ``course run``, ``course selfcheck`` and its mutants."""

@@ -1,0 +1,70 @@
+"""``course export``: grades out of the course, with an honest status on every row.
+
+nbgrader's own export writes 0.0 for a submission it failed to grade, the
+same as a real zero. Here each (student, assignment) row carries one of the
+statuses of :mod:`course_tools.grading.status`, and a submission that was not
+graded has no score at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import TextIO
+
+from course_tools.grading import status
+from course_tools.grading.status import FLAGGED, GRADED, NEEDS_MANUAL, NO_SUBMISSION, NOT_GRADED
+from course_tools.layout import Course
+
+COLUMNS = ["student", "assignment", "status", "score", "max_score", "reason"]
+
+
+def rows(course: Course, assignments: list[str] | None = None) -> list[dict]:
+    """One row per student and assignment in the gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    out = []
+    with Gradebook(course.gradebook_url()) as gb:
+        names = assignments or [a.name for a in gb.assignments]
+        for assignment in names:
+            max_score = gb.find_assignment(assignment).max_score
+            submitted = _submitted(course, assignment)
+            students = {s.id for s in gb.students} | status.students_with_records(course, assignment) | submitted
+            for student in sorted(students):
+                try:
+                    sub = gb.find_submission(assignment, student)
+                except MissingEntry:
+                    sub = None
+                out.append(_row(course, assignment, student, sub, max_score, student in submitted))
+    return out
+
+
+def _row(course: Course, assignment: str, student: str, sub, max_score: float,  # noqa: ANN001
+         was_submitted: bool) -> dict:
+    record = status.read(course, assignment, student)
+    row = {"student": student, "assignment": assignment, "max_score": max_score, "score": "", "reason": ""}
+    if record and record["status"] == NOT_GRADED:
+        return {**row, "status": NOT_GRADED, "reason": record["reason"]}
+    if sub is None:
+        if was_submitted:
+            return {**row, "status": NOT_GRADED, "reason": f"collected but not autograded yet: "
+                                                             f"run `course autograde {assignment}`"}
+        return {**row, "status": NO_SUBMISSION, "score": 0.0}
+    row["score"] = sub.score
+    reason = (record or {}).get("reason", "")
+    if record and record["status"] == FLAGGED:
+        return {**row, "status": FLAGGED, "reason": reason}
+    if sub.needs_manual_grade:
+        return {**row, "status": NEEDS_MANUAL, "reason": reason}
+    return {**row, "status": GRADED, "reason": reason}
+
+
+def _submitted(course: Course, assignment: str) -> set[str]:
+    root = course.submissions_root()
+    return {p.name for p in root.iterdir() if course.submitted(p.name, assignment).is_dir()} if root.is_dir() else set()
+
+
+def write_csv(table: list[dict], out: TextIO = sys.stdout) -> None:
+    writer = csv.DictWriter(out, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(table)

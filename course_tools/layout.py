@@ -1,0 +1,106 @@
+"""The course folder's layout: the one module that knows where each thing lives.
+
+nbgrader names its folders in its configuration (``CourseDirectory``:
+``source_directory``, ``release_directory``, ``submitted_directory``, ...) and
+joins them with ``CourseDirectory.format_path``; this module asks it, so a
+course that renames a folder in ``nbgrader_config.py`` is followed
+everywhere. The course kit's own folders (status records of grading, the
+student workspace, mutants) are named here too. No other module joins these
+folder names by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from course_utils.paths import repo_root
+
+GRADING_DIR = "grading"  # status record of every autograded submission: grading/<assignment>/<student>.json
+WORKSPACE_DIR = "assignments"  # a student's own copies of the released notebooks (course workspace)
+NOT_GRADED_NOTE = "NOT-GRADED.txt"  # in a student's feedback folder: why the submission has no score
+
+
+@dataclass(frozen=True)
+class Course:
+    """One course folder: its nbgrader configuration and where every step's files live."""
+
+    root: Path
+    config: Any = field(default=None, compare=False, repr=False)  # a traitlets Config; loaded on first use
+
+    @classmethod
+    def current(cls, config: Any = None) -> "Course":
+        """The course the ``course`` command works on (``$COURSE_ROOT``, else this checkout)."""
+        return cls(repo_root(), config)
+
+    @cached_property
+    def nbgrader_config(self) -> Any:
+        from course_tools.config import load_config
+
+        return self.config if self.config is not None else load_config(self.root)
+
+    @cached_property
+    def _coursedir(self) -> Any:
+        from nbgrader.coursedir import CourseDirectory
+
+        coursedir = CourseDirectory(config=self.nbgrader_config)
+        coursedir.root = str(self.root)
+        return coursedir
+
+    def _step(self, step: str, student: str, assignment: str) -> Path:
+        cd = self._coursedir
+        return Path(cd.format_path(getattr(cd, f"{step}_directory"), student, assignment))
+
+    # ------------------------------------------------------------ nbgrader's folders
+
+    def source(self, assignment: str) -> Path:
+        """``notebooks/<assignment>/``: the instructor's source, solutions and hidden tests inside."""
+        return self._step("source", ".", assignment)
+
+    def source_notebook(self, assignment: str) -> Path:
+        return self.source(assignment) / f"{assignment}.ipynb"
+
+    def sources_root(self) -> Path:
+        return self.root / self._coursedir.source_directory
+
+    def release(self, assignment: str) -> Path:
+        return self._step("release", ".", assignment)
+
+    def releases_root(self) -> Path:
+        return self.root / self._coursedir.release_directory
+
+    def submitted(self, student: str, assignment: str) -> Path:
+        return self._step("submitted", student, assignment)
+
+    def submissions_root(self) -> Path:
+        return self.root / self._coursedir.submitted_directory
+
+    def autograded(self, student: str, assignment: str) -> Path:
+        return self._step("autograded", student, assignment)
+
+    def feedback(self, student: str, assignment: str) -> Path:
+        return self._step("feedback", student, assignment)
+
+    def not_graded_note(self, student: str, assignment: str) -> Path:
+        return self.feedback(student, assignment) / NOT_GRADED_NOTE
+
+    def gradebook_url(self) -> str:
+        """The gradebook's SQLAlchemy URL: the configured one, else ``gradebook.db`` in the course."""
+        return self.nbgrader_config.CourseDirectory.get("db_url") or f"sqlite:///{self.root / 'gradebook.db'}"
+
+    # ------------------------------------------------------------ the course kit's own
+
+    def status_dir(self, assignment: str) -> Path:
+        return self.root / GRADING_DIR / assignment
+
+    def status_file(self, assignment: str, student: str) -> Path:
+        return self.status_dir(assignment) / f"{student}.json"
+
+    def workspace(self) -> Path:
+        return self.root / WORKSPACE_DIR
+
+    def mutants_file(self, assignment: str) -> Path:
+        """``tests/mutants/<assignment>.toml``: outside the assignment folder, so never released."""
+        return self.root / "tests" / "mutants" / f"{assignment}.toml"
