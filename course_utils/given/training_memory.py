@@ -263,7 +263,7 @@ ForwardFn = Callable[[Sequence[nn.Module], torch.Tensor, int], torch.Tensor]
 
 
 def checkpoint_profile(blocks: nn.ModuleList, x: torch.Tensor, forward: ForwardFn, ks: Sequence[int],
-                       progress: bool = True) -> dict:
+                       progress: bool = True, flops: bool = True) -> dict:
     """Measure a training step of the stack, plain and checkpointed with segments of each k in ``ks``.
 
     ``forward(blocks, x, k)`` is the checkpointed forward to measure. For
@@ -272,7 +272,8 @@ def checkpoint_profile(blocks: nn.ModuleList, x: torch.Tensor, forward: ForwardF
     difference from the plain run's gradients, and what recomputing one
     segment of k blocks saves again during the backward pass (a plain
     forward of k blocks, measured the same way, less its input, which is
-    already kept). Loss: the mean square of the output.
+    already kept). Loss: the mean square of the output. ``flops=False``
+    skips the FLOP counter (faster; FLOP entries are then None).
     """
     from tqdm.auto import tqdm
 
@@ -288,19 +289,24 @@ def checkpoint_profile(blocks: nn.ModuleList, x: torch.Tensor, forward: ForwardF
             holder["kept"] = saved.bytes
             out.pow(2).mean().backward()
 
-        flops = count_flops(fwd_bwd).total
-        return holder["kept"], flops, [p.grad.detach().clone() for p in params]
+        if flops:
+            counted = count_flops(fwd_bwd).total
+        else:
+            fwd_bwd()
+            counted = None
+        return holder["kept"], counted, [p.grad.detach().clone() for p in params]
 
     kept0, flops0, grads0 = step(lambda: plain_forward(blocks, x))
     boundary = x.numel() * x.element_size()
     rows = []
     for k in tqdm(list(ks), desc="checkpointing, k = " + ", ".join(map(str, ks)), disable=not progress):
-        kept, flops, grads = step(lambda: forward(blocks, x, k))
+        kept, step_flops, grads = step(lambda: forward(blocks, x, k))
         with SavedTensors(exclude=params) as seg:
             plain_forward(blocks[:k], x)
         recompute = seg.bytes - boundary
-        rows.append({"k": k, "kept": kept, "recompute": recompute, "peak": kept + recompute, "flops": flops,
-                     "extra_flops": flops / flops0 - 1, "grad_diff": max_abs_diff(grads, grads0)})
+        rows.append({"k": k, "kept": kept, "recompute": recompute, "peak": kept + recompute, "flops": step_flops,
+                     "extra_flops": step_flops / flops0 - 1 if flops else None,
+                     "grad_diff": max_abs_diff(grads, grads0)})
     blocks.zero_grad(set_to_none=True)
     return {"plain": {"kept": kept0, "peak": kept0, "flops": flops0}, "rows": rows, "boundary": boundary,
             "block": kept0 // len(blocks)}
@@ -391,12 +397,14 @@ def plot_memory_bars(bars: dict[str, dict[str, int]], *, ax=None, title: str | N
 
 def plot_checkpointing(profile: dict, predicted_k: float | None = None, *, axes=None):
     """Left: activation memory against k (kept after forward, peak while a segment is recomputed, plain run).
-    Right: memory against FLOPs of a training step, one point per k, and the plain run."""
+    Right (when the profile counted FLOPs): memory against FLOPs of a training step, one point per k, and the
+    plain run."""
     import matplotlib.pyplot as plt
 
+    with_flops = profile["plain"]["flops"] is not None
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(11.5, 4))
-    left, right = axes
+        _, axes = plt.subplots(1, 2, figsize=(11.5, 4)) if with_flops else plt.subplots(figsize=(7, 4))
+    left, right = axes if with_flops else (axes, None)
     rows = profile["rows"]
     ks = [r["k"] for r in rows]
     mib = 2**20
@@ -411,6 +419,8 @@ def plot_checkpointing(profile: dict, predicted_k: float | None = None, *, axes=
     left.set_xlabel("blocks per checkpointed segment, k")
     left.set_ylabel("saved activations (MiB)")
     left.legend(fontsize=9)
+    if right is None:
+        return left
     plain = profile["plain"]
     right.plot([plain["flops"] / 1e9], [plain["peak"] / mib], "D", color="gray", label="no checkpointing")
     for r in rows:
@@ -498,7 +508,7 @@ def _first_batch_where_activations_dominate(terms, dims, optimizer, activation, 
     return high
 
 
-def checkpoint_explorer(forward: ForwardFn, rule: Callable[[int, int, int], float], *, batch: int = 32, d: int = 64):
+def checkpoint_explorer(forward: ForwardFn, rule: Callable[[int, int, int], float], *, batch: int = 16, d: int = 32):
     """An ipywidgets view: pick the depth of the stack and the shape of its blocks, see the
     checkpointing profile measured with ``forward`` and the k that ``rule(n_blocks, boundary, block)`` predicts."""
     import ipywidgets as widgets
@@ -510,12 +520,12 @@ def checkpoint_explorer(forward: ForwardFn, rule: Callable[[int, int, int], floa
         blocks = block_stack(n_blocks, d, expansion, activation)
         x = torch.randn(batch, d, generator=torch.Generator().manual_seed(0))
         ks = [k for k in range(1, n_blocks + 1) if n_blocks % k == 0]
-        profile = checkpoint_profile(blocks, x, forward, ks, progress=False)
+        profile = checkpoint_profile(blocks, x, forward, ks, progress=False, flops=False)
         k_star = rule(n_blocks, profile["boundary"], profile["block"])
         best = min(profile["rows"], key=lambda r: r["peak"])
-        plot_checkpointing(profile, k_star)
-        plt.suptitle(f"{n_blocks} blocks of {block}: one block saves {profile['block'] // profile['boundary']} "
-                     f"block inputs' worth; lowest measured peak at k = {best['k']}", fontsize=11)
+        ax = plot_checkpointing(profile, k_star)
+        ax.set_title(f"{n_blocks} blocks of {block}: a block saves {profile['block'] // profile['boundary']}x its "
+                     f"input;\nlowest measured peak at k = {best['k']}", fontsize=11)
         plt.tight_layout()
         plt.show()
 
