@@ -29,8 +29,9 @@ c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 # A submission that deleted a test cell gets it back and is graded on it.
 c.OverwriteCells.add_missing_cells = True
 
-# Release, fetch, submit and collect through a folder inside the course.
-c.Exchange.root = os.path.join(here, "exchange")
+# Release, fetch, submit and collect through a folder inside the course, or through the
+# shared exchange of a class server ($COURSE_EXCHANGE, set for every user by deploy/hub.py).
+c.Exchange.root = os.environ.get("COURSE_EXCHANGE") or os.path.join(here, "exchange")
 c.Exchange.path_includes_course = True
 
 # Feedback: hidden tests removed from the cells, and failed tests shown by
@@ -41,3 +42,9 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
 from course_tools.grading.feedback import HideTestTracebacks  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, ClearHiddenTests, HideTestTracebacks]
+
+# Feedback that does not mislead: a provisional banner while answers wait for a person, and
+# mathematics drawn as MathML, with no MathJax from a CDN (course_tools/grading/feedback_page.py).
+from course_tools.grading.feedback_page import MarkProvisional, RenderMath  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [*c.GenerateFeedback.preprocessors, MarkProvisional, RenderMath]

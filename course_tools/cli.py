@@ -12,7 +12,13 @@
     course autograde A [--students S ...] [--workers N | --scheduler ADDRESS] [--force]
                                      grade collected submissions in parallel, sandboxed, resumable
     course export [A ...] [-o FILE]  grades as CSV with a status column (never a zero for "not graded")
-    course feedback A                feedback for graded submissions; notes for the rest
+    course export A --format canvas|moodle [--column NAME] [-o FILE]
+                                     the grade file an LMS imports (not-graded rows left empty and listed)
+    course collect-zip A FILE.zip [--update]
+                                     an LMS's bulk download of submissions into submitted/<student>/A/
+    course feedback A [--provisional]
+                                     feedback for graded submissions; notes for the rest; none (or marked
+                                     provisional) while answers wait for a person
 """
 
 from __future__ import annotations
@@ -199,6 +205,8 @@ def cmd_autograde(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format != "csv":
+        return _export_lms(args)
     from course_tools.grading.export import rows, write_csv
 
     table = rows(Course.current(), args.assignments or None)
@@ -214,12 +222,60 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_lms(args: argparse.Namespace) -> int:
+    """The grade file Canvas or Moodle imports; rows without a final grade are left empty and listed."""
+    from course_tools.grading.export import rows
+    from course_tools.grading.lms import ArchiveError, export_lms, print_export_summary
+
+    if len(args.assignments) != 1:
+        print(f"course export --format {args.format}: name one assignment (an LMS file holds one)", file=sys.stderr)
+        return 2
+    course, assignment = Course.current(), args.assignments[0]
+    try:
+        result = export_lms(course, assignment, args.format, rows(course, [assignment]), args.column)
+    except ArchiveError as exc:
+        print(f"course export: {exc}", file=sys.stderr)
+        return 2
+    if args.output:
+        Path(args.output).write_text(result.text, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(result.text)
+    print_export_summary(result, args.format)
+    return 0
+
+
+def cmd_collect_zip(args: argparse.Namespace) -> int:
+    """An LMS's archive of submissions into submitted/; exit 1 when some file matched no student."""
+    from course_tools.grading.lms import ArchiveError, collect_zip
+
+    try:
+        report = collect_zip(Course.current(), args.assignment, Path(args.archive), update=args.update)
+    except ArchiveError as exc:
+        print(f"course collect-zip: nothing placed: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
+    return 1 if report.unmatched else 0
+
+
 def cmd_feedback(args: argparse.Namespace) -> int:
     from course_tools.grading.feedback import feedback
 
-    made, notes = feedback(Course.current(), args.assignment)
+    from course_tools.grading.feedback_page import waiting_for_grading
+
+    course = Course.current()
+    made, notes = feedback(course, args.assignment, provisional=args.provisional)
     print(f"feedback/: {made} feedback files, {notes} not-graded notes; "
           f"`nbgrader release_feedback {args.assignment}` hands them out")
+    waiting = waiting_for_grading(course, args.assignment)
+    if waiting and args.provisional:
+        print(f"{len(waiting)} of them marked provisional at the top: answers still wait for a person")
+    elif waiting:
+        print(f"no feedback for {len(waiting)} submissions whose grading is unfinished (grade them in the "
+              "Formgrader, or pass --provisional to hand out pages marked provisional):")
+        for student, cells in sorted(waiting.items()):
+            print(f"  {student}: {', '.join(cells)}")
+        return 1
     return 0
 
 
@@ -269,9 +325,20 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("export", help="grades as CSV with a status column")
     p.add_argument("assignments", nargs="*")
     p.add_argument("-o", "--output", help="CSV file (default: standard output)")
+    p.add_argument("--format", choices=["csv", "canvas", "moodle"], default="csv",
+                   help="csv: every status and reason; canvas, moodle: the grade file that LMS imports")
+    p.add_argument("--column", help="canvas: the gradebook column, e.g. 'Homework 3 (123456)' (default: the name)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("collect-zip", help="submissions from an LMS's bulk download (Canvas, Moodle)")
+    p.add_argument("assignment")
+    p.add_argument("archive", help="the zip the LMS's 'download all submissions' gives")
+    p.add_argument("--update", action="store_true", help="replace a collected submission by a newer one "
+                   "(the old one is kept under lms/replaced/)")
+    p.set_defaults(func=cmd_collect_zip)
     p = sub.add_parser("feedback", help="feedback files, and notes for submissions that were not graded")
     p.add_argument("assignment")
+    p.add_argument("--provisional", action="store_true", help="also for submissions whose grading is unfinished, "
+                   "marked provisional at the top of the page")
     p.set_defaults(func=cmd_feedback)
     args = parser.parse_args(argv)
     from course_tools.config import quiet_library_warnings

@@ -20,6 +20,7 @@ from course_utils.paths import repo_root
 
 GRADING_DIR = "grading"  # status record of every autograded submission: grading/<assignment>/<student>.json
 WORKSPACE_DIR = "assignments"  # a student's own copies of the released notebooks (course workspace)
+LMS_DIR = "lms"  # lms/<assignment>.csv: who each submitter is on the LMS; lms/replaced/: superseded uploads
 NOT_GRADED_NOTE = "NOT-GRADED.txt"  # in a student's feedback folder: why the submission has no score
 
 
@@ -97,6 +98,10 @@ class Course:
 
     def status_file(self, assignment: str, student: str) -> Path:
         return self.status_dir(assignment) / f"{student}.json"
+
+    def lms_dir(self) -> Path:
+        """``lms/``: what ``course collect-zip`` learnt of each submitter (LMS ids for the grade files)."""
+        return self.root / LMS_DIR
 
     def workspace(self) -> Path:
         return self.root / WORKSPACE_DIR
