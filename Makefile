@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data release lab author test selfcheck bench bench-grading clean
+.PHONY: setup data release lab author kit test selfcheck bench bench-grading clean
 
 $(STAMP): pyproject.toml constraints.txt requirements-data.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lab: release  ## JupyterLab for students, on a copy of the releases in assignmen
 
 author: setup  ## JupyterLab for instructors, on the source notebooks
 	$(BIN)/jupyter lab --notebook-dir=.
+
+KIT ?= kit
+kit: setup  ## the student kit in $(KIT)/ (course publish): push it to a public repository or zip it for an LMS
+	$(BIN)/course publish $(KIT)
 
 test: setup  ## every check: package tests, then selfcheck of every assignment
 	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=15

@@ -13,6 +13,12 @@ lose points for it::
     edits = [["torch.sqrt(v)", "v"]]        # [old, new] text replacements, applied in order
     # or: source = '''...'''                # the whole new cell
 
+A mutant marked ``shortcut = true`` is the obvious way around writing the
+answer: calling given code (``course_utils.given``) that does the same
+thing. ``course selfcheck`` reports the shortcuts on a line of their own, and
+every one must be rejected: no graded answer may be obtainable from the
+package students install.
+
 An edit whose ``old`` text is no longer in the solution makes the selfcheck
 fail with a message, so mutants cannot silently go stale when a solution is
 rewritten.
@@ -36,6 +42,7 @@ class Mutant:
     why: str
     edits: tuple[tuple[str, str], ...] = ()
     source: str | None = None
+    shortcut: bool = False  # calls given code instead of answering (see the module docstring)
 
 
 def load_mutants(assignment: str, course: Course | None = None) -> list[Mutant]:
@@ -54,12 +61,24 @@ def load_mutants(assignment: str, course: Course | None = None) -> list[Mutant]:
                 why=entry.get("why", ""),
                 edits=tuple((old, new) for old, new in entry.get("edits", [])),
                 source=entry.get("source"),
+                shortcut=bool(entry.get("shortcut", False)),
             )
         )
     names = [m.name for m in mutants]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: mutant names must be unique")
     return mutants
+
+
+def shortcut_line(registered: list[Mutant], rejected: set[str]) -> str | None:
+    """The selfcheck's line about shortcuts through given code (None when none are registered):
+    how many of them the hidden tests rejected, naming any that got through."""
+    shortcuts = [m.name for m in registered if m.shortcut]
+    if not shortcuts:
+        return None
+    missed = [name for name in shortcuts if name not in rejected]
+    return (f"shortcuts through given code: {len(shortcuts) - len(missed)}/{len(shortcuts)} rejected"
+            + (f" (NOT rejected: {', '.join(missed)})" if missed else ""))
 
 
 def apply(notebook: nbformat.NotebookNode, mutant: Mutant) -> nbformat.NotebookNode:

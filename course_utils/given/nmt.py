@@ -192,29 +192,35 @@ def mlp_block(hidden_size: int, dropout: float = 0.1) -> nn.Sequential:
 
 class TransformerEncoder(nn.Module):
     """Embeddings plus positions, then layers of self-attention and MLP with residuals
-    (layer norm before each block). Sees the whole source at once: no causal mask."""
+    (layer norm before each block). Sees the whole source at once: no causal mask.
+
+    Each layer's modules are kept together (``self.layers[i]["attention"]``), not in the
+    per-kind lists of the notebook's decoder-only model, whose forward pass students write.
+    """
 
     def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, *, attention: type[nn.Module],
                  positional_encodings: Callable[[int, int], torch.Tensor], max_len: int = 64,
                  dropout: float = 0.1) -> None:
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, hidden_size)
-        self.register_buffer("positions", positional_encodings(max_len, hidden_size).float(), persistent=False)
-        self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) for _ in range(num_layers))
-        self.self_attentions = nn.ModuleList(attention(hidden_size) for _ in range(num_layers))
-        self.mlps = nn.ModuleList(mlp_block(hidden_size, dropout) for _ in range(num_layers))
-        self.final_norm = nn.LayerNorm(hidden_size)
+        self.embed = nn.Embedding(vocab_size, hidden_size)
+        self.register_buffer("position_table", positional_encodings(max_len, hidden_size).float(), persistent=False)
+        # Created kind by kind (all norms, all attentions, all MLPs), as the decoders create theirs.
+        norms = [nn.LayerNorm(hidden_size) for _ in range(num_layers)]
+        attentions = [attention(hidden_size) for _ in range(num_layers)]
+        mlps = [mlp_block(hidden_size, dropout) for _ in range(num_layers)]
+        self.layers = nn.ModuleList(nn.ModuleDict({"norm": norm, "attention": att, "mlp": mlp})
+                                    for norm, att, mlp in zip(norms, attentions, mlps))
+        self.output_norm = nn.LayerNorm(hidden_size)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, src: torch.Tensor) -> torch.Tensor:
         """(B, S) token ids -> (B, S, H) annotations, one per source character."""
-        x = self.embedding(src) + self.positions[: src.shape[1]]
-        for norm, attention, mlp in zip(self.norms, self.self_attentions, self.mlps):
-            h = norm(x)
-            context, _ = attention(h, h, h)
-            x = x + self.dropout(context)
-            x = x + mlp(x)
-        return self.final_norm(x)
+        x = self.embed(src) + self.position_table[: src.shape[1]]
+        for layer in self.layers:
+            h = layer["norm"](x)
+            x = x + self.dropout(layer["attention"](h, h, h)[0])
+            x = x + layer["mlp"](x)
+        return self.output_norm(x)
 
 
 class AttentionDecoder(nn.Module):
@@ -242,15 +248,15 @@ class AttentionDecoder(nn.Module):
         x = self.embedding(tgt_in) + self.positions[: tgt_in.shape[1]]
         cross_weights = []
         layers = zip(self.self_norms, self.self_attentions, self.cross_norms, self.cross_attentions, self.mlps)
-        for self_norm, self_attention, cross_norm, cross_attention, mlp in layers:
+        for self_norm, self_attention, cross_norm, cross_attention, feed_forward in layers:
             h = self_norm(x)
-            context, _ = self_attention(h, h, h)
-            x = x + self.dropout(context)
-            context, weights = cross_attention(cross_norm(x), annotations, annotations)
-            x = x + self.dropout(context)
-            x = x + mlp(x)
+            x = x + self.dropout(self_attention(h, h, h)[0])
+            attended, weights = cross_attention(cross_norm(x), annotations, annotations)
+            x = x + self.dropout(attended)
+            x = x + feed_forward(x)
             cross_weights.append(weights)
-        return self.out(self.final_norm(x)), cross_weights
+        logits = self.out(self.final_norm(x))
+        return logits, cross_weights
 
 
 class EncoderDecoder(nn.Module):

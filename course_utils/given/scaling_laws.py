@@ -64,14 +64,19 @@ FAST_PLAN: dict[float, list[tuple[int, int]]] = {
 }
 
 
+# The sizes CharLM is built at: a laptop's sweep (its largest run is (96, 3)).
+MAX_D_MODEL = 128
+MAX_LAYERS = 4
+
+
 def sinusoidal_positions(context: int, d_model: int) -> torch.Tensor:
-    """Fixed sine/cosine position codes (Vaswani et al. 2017): positions without parameters."""
-    pos = torch.arange(context, dtype=torch.float32)[:, None]
-    freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2, dtype=torch.float32) / d_model)
-    table = torch.zeros(context, d_model)
-    table[:, 0::2] = torch.sin(pos * freq)
-    table[:, 1::2] = torch.cos(pos * freq)
-    return table
+    """Fixed sine/cosine position codes without parameters, in the layout of tensor2tensor and
+    fairseq: the sines of every frequency in the first half of the columns, their cosines in the
+    second half, frequencies spaced geometrically from 1 down to 1/10000 (both ends included)."""
+    half = d_model // 2
+    freq = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / max(half - 1, 1))
+    angles = torch.arange(context, dtype=torch.float32)[:, None] * freq
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
 
 
 class CharLM(nn.Module):
@@ -82,10 +87,16 @@ class CharLM(nn.Module):
     mask (4x wide MLP, GELU, no biases), a final LayerNorm. Without biases and
     learned positions nearly every parameter sits in a matrix multiply, which
     is what makes "FLOPs = constant x parameters x tokens" a good rule here.
+    Built only at laptop sizes (``MAX_D_MODEL``, ``MAX_LAYERS``).
     """
 
     def __init__(self, vocab_size: int, d_model: int, n_layers: int, context: int = CONTEXT) -> None:
         super().__init__()
+        if not (0 < d_model <= MAX_D_MODEL and d_model % 2 == 0 and 1 <= n_layers <= MAX_LAYERS):
+            raise ValueError(
+                f"CharLM(d_model={d_model}, n_layers={n_layers}): the given model is built only at the sweep's "
+                f"laptop sizes (an even d_model up to {MAX_D_MODEL}, 1 to {MAX_LAYERS} layers). The notebook's "
+                "parameter count must hold for any shape: write it as a formula in V, d and L.")
         n_heads = max(1, d_model // 16)
         assert d_model % n_heads == 0, "d_model must split evenly into heads"
         self.embed = nn.Embedding(vocab_size, d_model)
