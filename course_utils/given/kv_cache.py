@@ -248,9 +248,9 @@ def generate_uncached(model: CharTransformer, prompt: torch.Tensor, n_new: int,
 
 @dataclass(frozen=True)
 class TrainSettings:
-    n_steps: int = 1500
-    batch: int = 32
-    context: int = 128
+    n_steps: int = 400
+    batch: int = 8
+    context: int = 256
     lr: float = 3e-3
     seed: int = 0
 
