@@ -29,9 +29,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from course_tools import assignments
-from course_tools.authoring.publish import kit_requirements, write_requirements
-from course_tools.layout import Course
 
 ENV_ROOT_VAR = "COURSE_KIT_ENVS"
 PYTHONS = ("3.11", "3.12", "3.13")
@@ -109,8 +106,14 @@ def _record(version: str, root: Path, text: str) -> str:
     return text
 
 
-def write_spec(root: Path, course: Course) -> Path:
-    """``root/spec``: the requirements, constraints and data wheels of a kit of every assignment."""
+def write_spec(root: Path) -> Path:
+    """``root/spec``: the requirements, constraints and data wheels of a kit of every assignment.
+    (Imported here, not at the top: the "building" records are written before the slow imports.)"""
+    from course_tools import assignments
+    from course_tools.authoring.publish import kit_requirements, write_requirements
+    from course_tools.layout import Course
+
+    course = Course.current()
     spec = root / "spec"
     spec.mkdir(parents=True, exist_ok=True)
     config = course.nbgrader_config
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     for version in args.versions:  # "building" from the start: tests wait for every one of them
         _record(version, root, f"building {os.getpid()}")
     try:
-        spec = write_spec(root, Course.current())
+        spec = write_spec(root)
     except Exception as exc:  # noqa: BLE001 (every environment must end with a verdict the tests can read)
         for version in args.versions:
             _record(version, root, f"failed: the kit's requirements could not be made: {exc}")

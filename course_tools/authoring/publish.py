@@ -127,7 +127,11 @@ def owned_entries(dest: Path) -> list[str]:
         raise PublishError(f"{dest} is a file: name a folder for the kit")
     manifest = dest / MANIFEST
     if manifest.is_file():
-        return list(json.loads(manifest.read_text())["entries"])
+        entries = list(json.loads(manifest.read_text())["entries"])
+        odd = [e for e in entries if not isinstance(e, str) or e in ("", ".", "..", ".git") or "/" in e or "\\" in e]
+        if odd:
+            raise PublishError(f"{manifest} lists entries that are not the kit's own ({odd}): remove them from it")
+        return entries
     if any(p.name != ".git" for p in dest.iterdir()):
         raise PublishError(f"{dest} is not empty and holds no course kit ({MANIFEST} is missing): "
                            "publish into a new or empty folder, or into a clone of the kit's repository")
