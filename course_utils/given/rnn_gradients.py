@@ -253,7 +253,7 @@ def accuracy(model: MemoryModel, x: torch.Tensor, y: torch.Tensor) -> float:
     return (model(x).argmax(dim=-1) == y).float().mean().item()
 
 
-def train_memory_task(model: MemoryModel, T: int, n_steps: int, *, lr: float = 1e-2, batch_size: int = 64,
+def train_memory_task(model: MemoryModel, T: int, n_steps: int, *, lr: float = 3e-3, batch_size: int = 64,
                       seed: int = 0, optimizer: str = "adam", clip: Callable | None = None, max_norm: float = 1.0,
                       eval_every: int = 25, n_eval: int = 1000, desc: str = "training") -> dict[str, list[float]]:
     """Train ``model`` on the memory task at gap ``T`` with a progress bar.
