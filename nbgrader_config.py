@@ -16,9 +16,17 @@ c.CourseDirectory.root = here
 c.CourseDirectory.source_directory = "notebooks"
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.results.json"]
 
-# What students see in place of a solution.
+# What students see in place of a solution. Each code stub's NotImplementedError names what to
+# write ("write sample_gaussian: <its docstring's summary>"; course_tools/authoring/stubs.py).
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+from nbgrader.converters import GenerateAssignment  # noqa: E402
+from nbgrader.preprocessors import ClearSolutions  # noqa: E402
+
+from course_tools.authoring.stubs import NamedStubs  # noqa: E402
+
+c.GenerateAssignment.preprocessors = [NamedStubs if step is ClearSolutions else step
+                                      for step in GenerateAssignment.class_traits()["preprocessors"].default()]
 
 # One cell may run for at most this long during autograding and validation
 # (notebooks run in FAST mode then, so a cell normally takes seconds).

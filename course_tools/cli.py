@@ -3,6 +3,8 @@
     course list                      assignments, graded cells and points
     course release [A ...]           student versions into release/
     course workspace                 copy releases into assignments/ for a student (never overwrites)
+    course publish DIR [A ...] [--zip FILE]
+                                     the student kit: released notebooks, course_utils, set-up, README
     course run A [--fast] [--results FILE] [--output NB]
                                      execute the source notebook headless
     course selfcheck [A ...] [--fast]
@@ -100,6 +102,22 @@ def cmd_workspace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Build the student kit (see course_tools.authoring.publish); nothing changes if it fails."""
+    from course_tools.authoring.publish import PublishError, publish
+
+    try:
+        kit = publish(args.dir, args.assignments or None, zip_to=args.zip)
+    except PublishError as exc:
+        print(f"course publish: {exc}", file=sys.stderr)
+        return 2
+    print(f"published {len(kit.assignments)} assignments ({', '.join(kit.assignments)}) for course {kit.course_id} "
+          f"-> {kit.root}\nno solution, hidden test or mark scheme line in any file of it; students run `make lab` there")
+    if kit.archive:
+        print(f"zip archive for an LMS: {kit.archive}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from course_tools.authoring.runner import CellExecutionError, run
 
@@ -170,18 +188,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"{path} has no test cells: is it the assignment notebook?", file=sys.stderr)
         return 2
     results = Validator(config=load_config()).validate(str(path))
+    names = {c.source: assignments.grade_id(c, i) for i, c in enumerate(nb.cells)}
     for kind, message in (("type_changed", "a graded cell changed its type"),
                           ("changed", "a test or read-only cell was edited; tests are restored when graded"),
-                          ("failed", "a test failed")):
+                          ("failed", "failed")):
         for cell in results.get(kind, []):
-            print(f"{message}:\n  {cell['source'].splitlines()[0] if cell['source'] else ''}")
-            if cell.get("raw_error"):
-                print("  " + re.sub(r"\x1b\[[0-9;]*m", "", cell["raw_error"]).strip().splitlines()[-1])
+            print(f"{names.get(cell['source'], 'a cell')}: {message}")
+            for line in _error_message(cell.get("raw_error") or ""):
+                print(f"  {line}")
     if results:
         print(f"{path}: NOT all visible tests pass", file=sys.stderr)
         return 1
     print(f"{path}: all visible tests pass (hidden tests run at grading)")
     return 0
+
+
+def _error_message(raw_error: str) -> list[str]:
+    """What a failed cell says, without its traceback: the exception line and all that follows it
+    (a check's "value -0.5 where 0.5 was expected" and its hint), or nbgrader's own note."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", raw_error).strip().splitlines()
+    starts = [i for i, line in enumerate(lines) if re.match(r"^[A-Za-z_][\w.]*(:\s|:?$)", line)]
+    return [line.rstrip() for line in lines[starts[-1]:]] if starts else lines[-1:]
 
 
 def cmd_autograde(args: argparse.Namespace) -> int:
@@ -290,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_release)
     p = sub.add_parser("workspace", help="copy releases into assignments/ without overwriting")
     p.set_defaults(func=cmd_workspace)
+    p = sub.add_parser("publish", help="the student kit: released notebooks, course_utils, set-up, README")
+    p.add_argument("dir", type=Path, help="the kit's folder: new, empty, or holding an earlier kit")
+    p.add_argument("assignments", nargs="*", help="the assignments in it (default: all)")
+    p.add_argument("--zip", type=Path, help="also write the kit as this zip archive (for an LMS)")
+    p.set_defaults(func=cmd_publish)
     p = sub.add_parser("run", help="execute a source notebook headless")
     p.add_argument("assignment")
     p.add_argument("--fast", action="store_true", help="COURSE_FAST=1: seconds instead of minutes")
