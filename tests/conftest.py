@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from kit_support import kit_clone  # noqa: F401 (the published student kit, a fixture for its tests)
 
 REPO = Path(__file__).resolve().parent.parent
 
