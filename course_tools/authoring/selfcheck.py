@@ -70,6 +70,19 @@ def _errors(executed: nbformat.NotebookNode) -> list[str]:
     return problems
 
 
+def _report_shortcuts(report: Report, registered: list[mutants.Mutant]) -> None:
+    """The shortcuts through given code on a line of their own; each one not rejected is a problem."""
+    rejected = {m.name for m in registered if any(line.startswith(f"mutant {m.name}: rejected") for line in report.lines)}
+    line = mutants.shortcut_line(registered, rejected)
+    if line is None:
+        return
+    report.lines.append(line)
+    missed = [m.name for m in registered if m.shortcut and m.name not in rejected]
+    unexplained = [n for n in missed if not any(f"mutant {n} " in p or f"mutant {n}:" in p for p in report.problems)]
+    if unexplained:
+        report.problems.append(f"shortcuts through given code not rejected: {', '.join(unexplained)}")
+
+
 def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: list[str] | None = None) -> Report:
     """Run every check on one assignment; see the module docstring."""
     report = Report(name)
@@ -122,6 +135,7 @@ def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: li
             else:
                 rejected += 1
                 report.lines.append(f"mutant {m.name}: rejected ({detail})")
+    _report_shortcuts(report, registered)
     seconds = time.perf_counter() - start
     status = "OK" if report.ok else "FAILED"
     report.summary = (f"selfcheck {name}: {status} solution {got:g}/{total:g}, blank {got_blank:g}/{total:g}, "
