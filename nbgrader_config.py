@@ -32,7 +32,19 @@ c.GenerateAssignment.preprocessors = [NamedStubs if step is ClearSolutions else 
 # (notebooks run in FAST mode then, so a cell normally takes seconds).
 c.Execute.timeout = 300
 # Kernels keep their start-up notes to themselves: they would print after a command's verdict.
-c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
+c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
+
+# Autograding, by `course autograde`, `nbgrader autograde` or the Formgrader alike: the kernel runs
+# in a sandbox and test cells are judged outside it, against the reference values that
+# `course release` makes from the solution (see course_tools/grading/execute.py).
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,  # noqa: E402
+                                    LimitOutput, SaveAutoGrades)
+
+from course_tools.grading.execute import GradingExecute  # noqa: E402
+
+c.Autograde.autograde_preprocessors = [GradingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
 # A submission that deleted a test cell gets it back and is graded on it.
 c.OverwriteCells.add_missing_cells = True
@@ -42,14 +54,14 @@ c.OverwriteCells.add_missing_cells = True
 c.Exchange.root = os.environ.get("COURSE_EXCHANGE") or os.path.join(here, "exchange")
 c.Exchange.path_includes_course = True
 
-# Feedback: hidden tests removed from the cells, and failed tests shown by
-# their message only, never by the traceback lines of hidden code.
+# Feedback: hidden tests removed from the test cells (and only from them: a student's own
+# text is never parsed for markers), failed tests shown by their message only.
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
 
-from course_tools.grading.feedback import HideTestTracebacks  # noqa: E402
+from course_tools.grading.feedback import HideHiddenTests, HideTestTracebacks  # noqa: E402
 
-c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, ClearHiddenTests, HideTestTracebacks]
+c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHiddenTests, HideTestTracebacks]
 
 # Feedback that does not mislead: a provisional banner while answers wait for a person, and
 # mathematics drawn as MathML, with no MathJax from a CDN (course_tools/grading/feedback_page.py).

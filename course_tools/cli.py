@@ -74,8 +74,27 @@ def cmd_release(args: argparse.Namespace) -> int:
             continue
         a = assignments.load(name)
         print(f"released {name:<16} -> release/{name}/  {len(a.tests)} test cells ({a.auto_points:g} pts autograded), "
-              f"{len(a.manual)} written ({a.manual_points:g} pts manual)")
+              f"{len(a.manual)} written ({a.manual_points:g} pts manual)", flush=True)
+        if args.reference:
+            failed += not _make_reference(name)
     return 1 if failed else 0
+
+
+def _make_reference(name: str) -> bool:
+    """Run the solution once, sandboxed, for the values submissions are judged against."""
+    from course_tools.grading import reference
+    from course_tools.grading.coordinator import make_kit
+    from course_tools.grading.job import Settings
+
+    course = Course.current()
+    try:
+        reference.make(course, make_kit(course, name), Settings())
+    except reference.GradingSetupError as exc:
+        print(f"{name}: no reference values: {exc}")
+        return False
+    print(f"          {'':<16} -> {course.reference_file(name).relative_to(course.root)}  (the values submissions "
+          "are judged against)")
+    return True
 
 
 def _cause(result: dict) -> str:
@@ -314,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_list)
     p = sub.add_parser("release", help="generate student versions into release/")
     p.add_argument("assignments", nargs="*")
+    p.add_argument("--no-reference", dest="reference", action="store_false",
+                   help="skip running the solution for the values submissions are judged against")
     p.set_defaults(func=cmd_release)
     p = sub.add_parser("workspace", help="copy releases into assignments/ without overwriting")
     p.set_defaults(func=cmd_workspace)

@@ -18,7 +18,7 @@ from typing import Any
 
 from course_utils.paths import repo_root
 
-GRADING_DIR = "grading"  # status record of every autograded submission: grading/<assignment>/<student>.json
+GRADING_DIR = "grading"  # status records (grading/<assignment>/<student>.json) and reference values
 WORKSPACE_DIR = "assignments"  # a student's own copies of the released notebooks (course workspace)
 LMS_DIR = "lms"  # lms/<assignment>.csv: who each submitter is on the LMS; lms/replaced/: superseded uploads
 NOT_GRADED_NOTE = "NOT-GRADED.txt"  # in a student's feedback folder: why the submission has no score
@@ -99,9 +99,17 @@ class Course:
     def status_file(self, assignment: str, student: str) -> Path:
         return self.status_dir(assignment) / f"{student}.json"
 
+    def reference_file(self, assignment: str) -> Path:
+        """What the solution's hidden tests published in a clean kernel: what submissions are judged against."""
+        return self.root / GRADING_DIR / f"{assignment}.reference.json"
+
     def lms_dir(self) -> Path:
         """``lms/``: what ``course collect-zip`` learnt of each submitter (LMS ids for the grade files)."""
         return self.root / LMS_DIR
+
+    def kit_file(self, assignment: str) -> Path:
+        """The assignment's own gradebook entry, as released from its source (what each grading task gets)."""
+        return self.root / GRADING_DIR / f"{assignment}.kit.db"
 
     def workspace(self) -> Path:
         return self.root / WORKSPACE_DIR

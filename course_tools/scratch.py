@@ -12,16 +12,15 @@ from __future__ import annotations
 import shutil
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import nbformat
 
-from course_tools.config import scratch_config, temporary_env
+from course_tools.config import scratch_config
 from course_tools.layout import Course
-from course_utils.paths import FAST_ENV
 
 _IGNORE = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.results.json")
 
@@ -34,6 +33,22 @@ class CellScore:
 
 class GradingFailed(RuntimeError):
     """nbgrader could not grade a notebook at all (not the same as a zero)."""
+
+
+@dataclass
+class Graded:
+    """What :meth:`ScratchCourse.grade` found: the solution's reference run and each variant's outcome."""
+
+    solution_run: Any = None  # the reference run's Outcome (its autograded notebook shows any crash)
+    outcomes: dict[str, Any] = field(default_factory=dict)  # student -> Outcome
+    setup_error: str = ""
+
+    def scores(self, student: str) -> dict[str, CellScore]:
+        """Each graded cell's score of one variant (raises GradingFailed if it could not be graded)."""
+        outcome = self.outcomes[student]
+        if not outcome.scores:
+            raise GradingFailed(f"{student} could not be graded: {outcome.reason}")
+        return {gid: CellScore(score, top) for gid, (score, top) in outcome.scores.items()}
 
 
 class ScratchCourse:
@@ -68,18 +83,35 @@ class ScratchCourse:
         (folder / "timestamp.txt").write_text(stamp.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
         return folder
 
-    def grade(self, student: str, notebook: nbformat.NotebookNode, fast: bool = True) -> dict[str, CellScore]:
-        """Submit ``notebook`` as ``student``, autograde it, and return the score of every graded cell."""
-        self.submit(student, notebook)
-        with temporary_env(**{FAST_ENV: "1" if fast else "0"}):
-            result = self.api.autograde(self.assignment, student, force=True, create=True)
-        if not result["success"]:
-            raise GradingFailed(f"autograde of {student} failed:\n{result.get('error') or result.get('log')}")
-        from nbgrader.api import Gradebook
+    def grade(self, variants: dict[str, nbformat.NotebookNode], fast: bool = True,
+              workers: int | None = None) -> Graded:
+        """Grade notebooks as the real grader does (sandbox, judge, reference), the variants in parallel.
 
-        with Gradebook(self.course.gradebook_url()) as gb:
-            sub = gb.find_submission_notebook(self.assignment, self.assignment, student)
-            return {g.name: CellScore(float(g.score or 0), float(g.max_score or 0)) for g in sub.grades}
+        The source notebook runs first, in a clean kernel, to make the reference values
+        (a solution that fails its own hidden tests is reported in ``Graded.setup_error``);
+        then every variant, ``{student: notebook}``, is judged against them on one pool of
+        local workers. Nothing is written to a gradebook.
+        """
+        import os
+
+        from course_tools.grading import reference
+        from course_tools.grading.coordinator import make_kit, run_pool
+        from course_tools.grading.job import Settings, Submission
+
+        settings = Settings(fast=fast)
+        kit = make_kit(self.course, self.assignment)
+        solution_run = reference.run_solution(self.course, kit, settings)
+        graded = Graded(solution_run=solution_run)
+        try:
+            kit.reference = reference.check_solution_run(kit, solution_run)
+        except reference.GradingSetupError as exc:
+            graded.setup_error = str(exc)
+            return graded
+        subs = [Submission(student, {f"{self.assignment}.ipynb": nbformat.writes(nb).encode()})
+                for student, nb in variants.items()]
+        for outcome in run_pool(kit, subs, settings, workers or os.cpu_count() or 1, None, progress=False):
+            graded.outcomes[outcome.student] = outcome
+        return graded
 
     def autograded_notebook(self, student: str) -> Path:
         return self.course.autograded(student, self.assignment) / f"{self.assignment}.ipynb"

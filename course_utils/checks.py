@@ -6,14 +6,14 @@ expected, what came back, and what usually causes the difference.
 
 Hidden tests state what they require with :func:`expect` (and
 :func:`expect_true`): a value, the target it must match, and the message a
-student sees if it does not. Run by a person or by plain nbgrader, a failed
-expectation raises like an ``assert``. Run by the course's grader (which sets
-``$COURSE_JUDGE`` in the kernel), every check and expectation also publishes
-what it observed as plain data (:func:`encode`): numbers, arrays, strings and
-containers of them, with their exact types. The grader compares those values,
-in its own process, with what the same checks observed when the solution ran
-in a clean kernel, so nothing a submission does to its own kernel (replacing
-functions, lying objects, rewritten asserts) can earn a point.
+student sees if it does not. Run by a person, a failed expectation raises
+like an ``assert``. Run by the course's grader (which sets ``$COURSE_JUDGE``
+in the kernel), an expectation publishes the value it observed as plain data
+(:func:`encode`): numbers, arrays, strings and containers of them, with
+their exact types; targets are never computed in a student's kernel. The
+grader compares the values, in its own process, with what the solution
+published in a clean kernel, so nothing a submission does to its own kernel
+(replacing functions, lying objects, rewritten asserts) can earn a point.
 """
 
 from __future__ import annotations
@@ -22,10 +22,14 @@ import base64
 import json
 import math
 import os
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+import sys
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 JUDGE_ENV = "COURSE_JUDGE"
 EXPECT_MIME = "application/vnd.course.expect+json"
@@ -73,11 +77,12 @@ def encode(value: Any) -> dict:
         return {"t": "float", "v": repr(value)}
     if kind is str:
         return {"t": "str", "v": value}
-    if kind in (tuple, list, torch.Size):
+    torch = sys.modules.get("torch")  # a value can only be a tensor if torch is loaded: never import it here
+    if kind in (tuple, list) or (torch is not None and kind is torch.Size):
         return {"t": "list", "v": [encode(v) for v in value]}
     if kind is dict and all(type(k) is str for k in value):
         return {"t": "dict", "v": {k: encode(v) for k, v in value.items()}}
-    if kind in (torch.Tensor, torch.nn.Parameter):
+    if torch is not None and kind in (torch.Tensor, torch.nn.Parameter):
         tensor = value.detach().cpu()
         if tensor.dtype == torch.bfloat16:
             tensor = tensor.float()
@@ -200,43 +205,57 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _publish(label: str, value: Any, target: Any = None, *, has_target: bool = False,
-             rtol: float = 1e-5, atol: float = 1e-8) -> None:
-    """Under the course's grader, send what a check observed to the grader (nothing otherwise)."""
-    if not os.environ.get(JUDGE_ENV):
-        return
+def _publish(message: str, value: Any, rtol: float, atol: float) -> None:
+    """Under the course's grader, send what an expectation observed to the grader as plain data."""
     try:
         from IPython.display import display
     except ImportError:  # not in a kernel
         return
-    payload = {"label": str(label), "value": encode(value), "rtol": float(rtol), "atol": float(atol)}
-    if has_target:
-        payload["target"] = encode(target)
+    payload = {"label": str(message), "value": encode(value), "rtol": float(rtol), "atol": float(atol)}
     display({EXPECT_MIME: json.dumps(payload)}, raw=True)
 
 
 def expect(value: Any, target: Any, message: str, *, rtol: float = 1e-5, atol: float = 1e-8) -> None:
     """A hidden test's requirement: ``value`` must match ``target`` (see :func:`compare`).
 
-    ``message`` is all a student sees when it fails: say what is wrong and
-    what usually causes it, never the test's inputs or expected numbers.
-    Compute ``target`` from the test's own inputs (a formula, a library
-    function), never from the student's code: the grader takes the target
-    from a clean run of the solution.
+    ``value`` comes from the student's code on the test's own seeded inputs;
+    ``target`` is what it should be, computed inline or between
+    ``### BEGIN REFERENCE`` and ``### END REFERENCE`` lines of the hidden
+    test (a formula, a library function), or ``None`` for "whatever the
+    solution gives". ``message`` is all a student sees when it fails: say
+    what is wrong and what usually causes it, never the inputs or numbers.
+
+    Run by a person or plain nbgrader, a mismatch raises like an ``assert``.
+    Under the course's grader (``$COURSE_JUDGE`` set in the kernel) the
+    student's kernel runs the hidden test with its REFERENCE blocks removed
+    and every target replaced by ``None``, so no expected value ever exists
+    where student code could read it; ``value`` is published and the grader
+    compares it, in its own process, with the value the solution published
+    for the same expectation in a clean kernel, where the target was
+    computed and checked.
     """
-    _publish(message, value, target, has_target=True, rtol=rtol, atol=atol)
-    if compare(decode(encode(value)), decode(encode(target)), rtol, atol) is not None:
+    if os.environ.get(JUDGE_ENV):
+        _publish(message, value, rtol, atol)
+    if target is not None and compare(decode(encode(value)), decode(encode(target)), rtol, atol) is not None:
         raise CheckFailed(message)
 
 
 def expect_true(condition: Any, message: str) -> None:
-    """A hidden test's yes/no requirement; ``condition`` must be exactly ``True``."""
+    """A hidden test's yes/no requirement; ``condition`` must be exactly ``True``.
+
+    Prefer :func:`expect` on a value: a yes/no answer is easy to guess.
+    """
     expect(condition if type(condition) is bool else _as_bool(condition), True, message)
+
+
+def _is_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
 
 
 def _as_bool(condition: Any) -> Any:
     """numpy and 0-dim torch booleans count as booleans; anything else stays as it is and fails."""
-    if isinstance(condition, (np.bool_, torch.Tensor)) and getattr(condition, "ndim", 1) == 0:
+    if isinstance(condition, np.bool_) or _is_tensor(condition) and condition.ndim == 0:
         return bool(condition)
     return condition
 
@@ -244,8 +263,8 @@ def _as_bool(condition: Any) -> Any:
 def check_tensor(value: Any, name: str, *, shape: Sequence[int | None] | None = None,
                  dtype: torch.dtype | None = None, hint: str | None = None) -> None:
     """Check that ``value`` is a tensor of the given shape (``None`` = any size) and dtype."""
-    is_tensor = isinstance(value, torch.Tensor)
-    _publish(name, [is_tensor, list(value.shape) if is_tensor else None, str(value.dtype) if is_tensor else None])
+    import torch
+
     if not isinstance(value, torch.Tensor):
         _fail(name, f"expected a torch.Tensor, got {type(value).__name__}", hint)
     if shape is not None:
@@ -262,9 +281,7 @@ def check_tensor(value: Any, name: str, *, shape: Sequence[int | None] | None = 
 
 def check_scalar(value: Any, name: str, *, hint: str | None = None) -> None:
     """Check that ``value`` is a single number (a 0-dim tensor or a float), e.g. a batch-averaged loss."""
-    _publish(name, isinstance(value, (int, float)) and not isinstance(value, bool)
-             or isinstance(value, torch.Tensor) and value.dim() == 0)
-    if isinstance(value, torch.Tensor):
+    if _is_tensor(value):
         if value.dim() != 0:
             _fail(name, f"expected a scalar (0-dim tensor), got shape {tuple(value.shape)}",
                   hint or "average (or sum) over the batch so one number comes back")
@@ -277,9 +294,8 @@ def check_scalar(value: Any, name: str, *, hint: str | None = None) -> None:
 def check_close(actual: Any, expected: Any, name: str, *, rtol: float = 1e-5, atol: float = 1e-6,
                 hint: str | None = None) -> None:
     """Check ``actual`` against a known value within tolerances, and report the worst mismatch."""
-    _publish(name, actual, expected, has_target=True, rtol=rtol, atol=atol)
-    a = np.asarray(actual.detach().cpu() if isinstance(actual, torch.Tensor) else actual, dtype=float)
-    e = np.asarray(expected.detach().cpu() if isinstance(expected, torch.Tensor) else expected, dtype=float)
+    a = np.asarray(actual.detach().cpu() if _is_tensor(actual) else actual, dtype=float)
+    e = np.asarray(expected.detach().cpu() if _is_tensor(expected) else expected, dtype=float)
     if a.shape != e.shape:
         _fail(name, f"expected shape {e.shape}, got {a.shape}", hint)
     if not np.allclose(a, e, rtol=rtol, atol=atol, equal_nan=False):
@@ -293,7 +309,6 @@ def check_close(actual: Any, expected: Any, name: str, *, rtol: float = 1e-5, at
 def check_true(condition: bool, name: str, problem: str, *, hint: str | None = None,
                success: str = "looks right") -> None:
     """A custom check: ``problem`` is shown when ``condition`` is false."""
-    _publish(name, _as_bool(condition) if type(condition) is not bool else condition, True, has_target=True)
     if not condition:
         _fail(name, problem, hint)
     _ok(name, success)

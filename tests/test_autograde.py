@@ -82,17 +82,6 @@ def test_sandbox_hides_the_course_and_the_network(tmp_path: Path) -> None:
     assert (writable / "ok").read_text() == "ok"
 
 
-def test_tamper_check_tells_real_functions_from_replacements() -> None:
-    from course_tools.grading import tamper
-
-    real = {key: tamper._reference(key) for key in ("numpy.isclose", "builtins.isinstance", "math.isclose")}
-    printout = tamper.MARK + json.dumps({**real, "alias np": True})
-    assert tamper.changed(printout) == []
-    fake = {**real, "numpy.isclose": ["function", "numpy", "isclose", "0123456789abcdef"], "alias np": False}
-    assert tamper.changed(tamper.MARK + json.dumps(fake)) == ["numpy.isclose", "alias np"]
-    assert tamper.changed("nothing printed") and tamper.changed(tamper.MARK + "{broken")
-
-
 def test_precheck_names_what_is_wrong() -> None:
     from course_tools.grading.job import Kit, Submission, precheck
 
@@ -100,8 +89,10 @@ def test_precheck_names_what_is_wrong() -> None:
     good = nbformat.writes(nbformat.v4.new_notebook()).encode()
     assert precheck(kit, Submission("a", {"toy.ipynb": good})) == ""
     assert "found: toy (1).ipynb" in precheck(kit, Submission("a", {"toy (1).ipynb": good}))
-    assert "not a valid notebook" in precheck(kit, Submission("a", {"toy.ipynb": b"{"}))
+    assert "not valid JSON at line 1, column 2" in precheck(kit, Submission("a", {"toy.ipynb": b"{"}))
     assert "not a text file" in precheck(kit, Submission("a", {"toy.ipynb": b"\xff\xfe"}))
+    secret = b'{"cells": "my private notes about the hidden tests'  # never quoted back
+    assert "private" not in precheck(kit, Submission("a", {"toy.ipynb": secret}))
 
 
 def test_validate_exit_codes(toy_course: Path) -> None:
@@ -198,12 +189,11 @@ def test_adversarial_batch(toy_course: Path, capsys: pytest.CaptureFixture) -> N
     # an output flood is cut, not kept
     assert "output cut in square" in status["output_flood"]["reason"]
     assert len(_outputs(toy_course, "output_flood", "square")) < 3_000_000
-    # replacing numpy's checks is flagged for review, never scored silently
-    assert status["monkeypatch"]["status"] == "flagged"
-    assert "numpy.isclose" in status["monkeypatch"]["reason"]
+    # replacing numpy's checks changes nothing: the hidden tests are judged outside the kernel
+    assert _scores(toy_course, "monkeypatch")["test_mean_square"] == 0.0
     # submissions that cannot be graded say why
     assert status["invalid_json"]["status"] == "not graded"
-    assert "not a valid notebook" in status["invalid_json"]["reason"]
+    assert "not valid JSON" in status["invalid_json"]["reason"]
     assert status["renamed"]["status"] == "not graded"
     assert "toy.ipynb is missing" in status["renamed"]["reason"] and "my_toy.ipynb" in status["renamed"]["reason"]
     # the sandbox held
@@ -219,15 +209,15 @@ def test_adversarial_batch(toy_course: Path, capsys: pytest.CaptureFixture) -> N
     assert cli.main(["export", "toy"]) == 0
     table = {r["student"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
     assert table["invalid_json"]["status"] == "not graded" and table["invalid_json"]["score"] == ""
-    assert table["monkeypatch"]["status"] == "flagged"
+    assert table["monkeypatch"]["status"] == "needs manual grading"
     assert table["correct"]["status"] == "needs manual grading" and float(table["correct"]["score"]) == 4.0
 
     # feedback: nbgrader's for the graded, a note with the reason for the rest; no hidden test code
-    assert cli.main(["feedback", "toy"]) == 0
+    assert cli.main(["feedback", "toy", "--provisional"]) == 0
     note = (toy_course / "feedback" / "renamed" / "toy" / "NOT-GRADED.txt").read_text()
     assert "not a zero" in note and "my_toy.ipynb" in note
     html = (toy_course / "feedback" / "import_error" / "toy" / "toy.html").read_text()
-    assert "mean_square([-1, 1])" not in html and "BEGIN HIDDEN" not in html
+    assert "mean_square(_xs)" not in html and "BEGIN HIDDEN" not in html and "BEGIN REFERENCE" not in html
 
     # an interrupted or repeated run resumes: nothing graded twice
     again = autograde("toy", workers=1, settings=settings, progress=False)

@@ -94,7 +94,9 @@ def test_selfcheck_accepts_a_sound_assignment(toy_course: Path) -> None:
 def test_selfcheck_catches_weak_tests(toy_course: Path) -> None:
     # Drop the hidden test: the sign-keeping mutant now survives.
     _edit_cell(_toy_notebook(toy_course), "test_square",
-               'assert square(-2) == 4, "square of a negative number should be positive"', "pass")
+               'checks.expect(square(-2), 4, "square of a negative number should be positive")\n'
+               'checks.expect(square(-1.5), 2.25, "square of a negative fraction should be positive")',
+               'checks.expect(square(4), 16, "square(4)")')
     # An equivalent rewrite registered as a mutant must be reported as surviving too.
     extra = '\n[[mutant]]\nname = "power"\ncell = "square"\ntargets = ["test_square"]\nedits = [["x * x", "x ** 2"]]\n'
     with open(toy_course / "tests" / "mutants" / "toy.toml", "a") as f:
@@ -110,7 +112,9 @@ def test_selfcheck_catches_weak_tests(toy_course: Path) -> None:
 def test_selfcheck_catches_a_test_that_passes_blank(toy_course: Path) -> None:
     _edit_cell(_toy_notebook(toy_course), "test_square", 'assert square(3) == 9, "square(3) should be 9"', "x = 1")
     _edit_cell(_toy_notebook(toy_course), "test_square",
-               'assert square(-2) == 4, "square of a negative number should be positive"', "pass")
+               'checks.expect(square(-2), 4, "square of a negative number should be positive")\n'
+               'checks.expect(square(-1.5), 2.25, "square of a negative fraction should be positive")',
+               'checks.expect(1, 1, "always")')
     report = selfcheck("toy", only_mutants=["doubles"])
     assert any("blank release scores on test_square" in p for p in report.problems)
 
@@ -118,15 +122,15 @@ def test_selfcheck_catches_a_test_that_passes_blank(toy_course: Path) -> None:
 @pytest.mark.slow
 def test_feedback_html_hides_hidden_tests(toy_course: Path) -> None:
     from course_tools.authoring import mutants as mut
-    from course_tools.scratch import scratch_course
+    from course_tools.grading.coordinator import autograde
+    from toy_submissions import submit
 
+    assert cli.main(["release", "toy"]) == 0
     source = nbformat.read(_toy_notebook(toy_course), as_version=4)
     signed = next(m for m in mut.load_mutants("toy") if m.name == "signed")
-    with scratch_course("toy") as course:
-        course.release()
-        scores = course.grade("alice", mut.apply(source, signed))
-        assert scores["test_square"].score == 0
-        assert course.api.generate_feedback("toy", "alice")["success"]
-        html = (course.root / "feedback" / "alice" / "toy" / "toy.html").read_text()
+    submit(toy_course, "alice", mut.apply(source, signed))
+    assert autograde("toy", workers=1, progress=False).graded == 1
+    assert cli.main(["feedback", "toy", "--provisional"]) == 0  # its written answer is not graded yet
+    html = (toy_course / "feedback" / "alice" / "toy" / "toy.html").read_text()
     assert "square of a negative number should be positive" in html  # the test's own message
     assert "square(-2)" not in html and "BEGIN HIDDEN" not in html  # never its code

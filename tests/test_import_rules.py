@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("course_utils", "course_tools")
 WORKER_SIDE = {"course_tools.grading.job", "course_tools.grading.execute", "course_tools.grading.sandbox",
-               "course_tools.grading.tamper"}
+               "course_tools.grading.judge"}
 COORDINATOR_SIDE = ("course_tools.grading.coordinator", "course_tools.grading.export", "course_tools.grading.feedback")
 
 
@@ -28,6 +28,8 @@ def modules(root: Path) -> dict[str, Path]:
     found = {}
     for package in PACKAGES:
         for path in sorted((root / package).rglob("*.py")):
+            if not (path.parent / "__init__.py").is_file():
+                continue  # a folder of templates or data, not part of the package
             parts = list(path.relative_to(root).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()

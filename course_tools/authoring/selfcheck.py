@@ -4,9 +4,16 @@ The checks, in order (each failure is listed; any failure exits nonzero):
 
 1. the source's nbgrader metadata is valid and every grade id is unique and meaningful;
 2. the release holds no solution, hidden-test or mark-scheme text;
-3. the solution autogrades to full marks and no cell of it raises;
-4. the untouched release autogrades to zero on every autograded cell;
-5. every registered mutant loses points on each test cell it targets.
+3. every test cell's hidden tests can be judged outside the kernel: they make
+   expectations, and compute targets only in REFERENCE blocks;
+4. the solution passes its own hidden tests in a clean kernel (this run makes
+   the reference values), no cell of it raises, and judged against those
+   values it earns full marks (its tests are deterministic);
+5. the untouched release autogrades to zero on every autograded cell;
+6. every registered mutant loses points on each test cell it targets.
+
+The solution, the blank release and the mutants are graded in parallel on
+the same pool of sandboxed workers as ``course autograde``.
 """
 
 from __future__ import annotations
@@ -16,9 +23,9 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from course_tools import assignments
+from course_tools import assignments, testcells
 from course_tools.authoring import mutants
-from course_tools.scratch import CellScore, GradingFailed, scratch_course
+from course_tools.scratch import CellScore, Graded, GradingFailed, scratch_course
 
 
 @dataclass
@@ -70,6 +77,26 @@ def _errors(executed: nbformat.NotebookNode) -> list[str]:
     return problems
 
 
+def test_cell_problems(source: nbformat.NotebookNode) -> list[str]:
+    """Test cells the grader could not judge, or whose targets would be computed in a student's kernel."""
+    problems = []
+    for index, cell in enumerate(source.cells):
+        if not assignments.is_test_cell(cell):
+            continue
+        gid = assignments.grade_id(cell, index)
+        try:
+            if testcells.expectation_count(cell.source) == 0:
+                problems.append(f"{gid}: no checks.expect in its code, so the grader has nothing to judge")
+            for name in testcells.target_leaks(cell.source):
+                problems.append(f"{gid}: {name} is computed outside a ### BEGIN REFERENCE / ### END REFERENCE "
+                                "block but used only as a target: it would run in the student's kernel, where "
+                                "student code could read the expected value; compute it inside such a block")
+            testcells.student_version(cell.source)
+        except testcells.UnjudgeableCell as exc:
+            problems.append(f"{gid}: {exc}")
+    return problems
+
+
 def _report_shortcuts(report: Report, registered: list[mutants.Mutant]) -> None:
     """The shortcuts through given code on a line of their own; each one not rejected is a problem."""
     rejected = {m.name for m in registered if any(line.startswith(f"mutant {m.name}: rejected") for line in report.lines)}
@@ -99,45 +126,70 @@ def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: li
             if t not in tests:
                 report.problems.append(f"mutant {m.name}: target {t!r} is not a test cell")
     source = nbformat.read(assignment.path, as_version=4)
+    report.problems += test_cell_problems(source)
     start = time.perf_counter()
+    got = total = got_blank = 0.0
+    rejected = 0
     with scratch_course(name, keep=keep) as course:
         release = nbformat.read(course.release(), as_version=4)
         report.problems += release_leaks(source, release)
-
-        solution = course.grade("solution", source, fast=fast)
-        got, total = _auto_total(solution, tests)
-        missed = [t for t in tests if solution[t].score < solution[t].max_score]
-        report.lines.append(f"solution: {got:g}/{total:g}" + (f" (lost points on {', '.join(missed)})" if missed else ""))
-        if missed:
-            report.problems.append(f"solution loses points on {', '.join(missed)}")
-        report.problems += _errors(nbformat.read(course.autograded_notebook("solution"), as_version=4))
-
-        blank = course.grade("blank", release)
-        got_blank, _ = _auto_total(blank, tests)
-        scored = [t for t in tests if blank[t].score > 0]
-        report.lines.append(f"blank release: {got_blank:g}/{total:g}")
-        if scored:
-            report.problems.append(f"the blank release scores on {', '.join(scored)}: those tests pass without an answer")
-
-        rejected = 0
+        variants = {"solution": source, "blank": release}
         for m in registered:
             try:
-                mutated = mutants.apply(source, m)
-                scores = course.grade(f"mutant-{m.name}", mutated)
-            except (ValueError, GradingFailed) as exc:
+                variants[f"mutant-{m.name}"] = mutants.apply(source, m)
+            except ValueError as exc:
                 report.problems.append(str(exc))
-                continue
-            survived = [t for t in m.targets if scores[t].score >= scores[t].max_score]
-            detail = ", ".join(f"{t} {scores[t].score:g}/{scores[t].max_score:g}" for t in m.targets)
-            if survived:
-                report.problems.append(f"mutant {m.name} ({m.why}) survives {', '.join(survived)}")
-                report.lines.append(f"mutant {m.name}: SURVIVED ({detail})")
-            else:
-                rejected += 1
-                report.lines.append(f"mutant {m.name}: rejected ({detail})")
+        graded = course.grade(variants, fast=fast)
+        if graded.setup_error:
+            report.problems.append(graded.setup_error)
+        else:
+            report.problems += _errors(nbformat.reads(next(iter(graded.solution_run.notebooks.values())), as_version=4))
+            try:
+                got, total, got_blank = _score_solution_and_blank(report, graded, tests)
+                rejected = _score_mutants(report, graded, registered)
+            except GradingFailed as exc:
+                report.problems.append(str(exc))
     _report_shortcuts(report, registered)
     seconds = time.perf_counter() - start
     status = "OK" if report.ok else "FAILED"
     report.summary = (f"selfcheck {name}: {status} solution {got:g}/{total:g}, blank {got_blank:g}/{total:g}, "
                       f"mutants {rejected}/{len(registered)} rejected ({seconds:.0f} s)")
     return report
+
+
+def _score_solution_and_blank(report: Report, graded: Graded, tests: list[str]) -> tuple[float, float, float]:
+    solution = graded.scores("solution")
+    got, total = _auto_total(solution, tests)
+    missed = [t for t in tests if solution[t].score < solution[t].max_score]
+    report.lines.append(f"solution: {got:g}/{total:g}" + (f" (lost points on {', '.join(missed)})" if missed else ""))
+    if missed:
+        report.problems.append(f"solution loses points on {', '.join(missed)} when judged against its own "
+                               "reference run: those tests are not deterministic (seed their inputs)")
+    blank = graded.scores("blank")
+    got_blank, _ = _auto_total(blank, tests)
+    scored = [t for t in tests if blank[t].score > 0]
+    report.lines.append(f"blank release: {got_blank:g}/{total:g}")
+    if scored:
+        report.problems.append(f"the blank release scores on {', '.join(scored)}: those tests pass without an answer")
+    return got, total, got_blank
+
+
+def _score_mutants(report: Report, graded: Graded, registered: list[mutants.Mutant]) -> int:
+    rejected = 0
+    for m in registered:
+        if f"mutant-{m.name}" not in graded.outcomes:
+            continue
+        try:
+            scores = graded.scores(f"mutant-{m.name}")
+        except GradingFailed as exc:
+            report.problems.append(str(exc))
+            continue
+        survived = [t for t in m.targets if scores[t].score >= scores[t].max_score]
+        detail = ", ".join(f"{t} {scores[t].score:g}/{scores[t].max_score:g}" for t in m.targets)
+        if survived:
+            report.problems.append(f"mutant {m.name} ({m.why}) survives {', '.join(survived)}")
+            report.lines.append(f"mutant {m.name}: SURVIVED ({detail})")
+        else:
+            rejected += 1
+            report.lines.append(f"mutant {m.name}: rejected ({detail})")
+    return rejected

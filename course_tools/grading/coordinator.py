@@ -26,14 +26,14 @@ from typing import Iterable
 
 from tqdm.auto import tqdm
 
-from course_tools.grading import status
+from course_tools.grading import reference, status
+from course_tools.grading.intake import read_submission
 from course_tools.grading.job import Kit, Outcome, Settings, Submission, grade
+from course_tools.grading.reference import GradingSetupError
 from course_tools.grading.status import FLAGGED, GRADED, NOT_GRADED
 from course_tools.layout import Course
 
-
-class GradingSetupError(RuntimeError):
-    """The run cannot start (missing release, no sandbox): nothing was graded."""
+__all__ = ["GradingSetupError", "autograde", "make_kit", "run_pool", "submissions", "store"]
 
 
 def make_kit(course: Course, assignment: str) -> Kit:
@@ -41,20 +41,13 @@ def make_kit(course: Course, assignment: str) -> Kit:
     against the course gradebook, plus its non-notebook files."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    from course_tools.scratch import scratch_course
-
     with Gradebook(course.gradebook_url()) as gb:
         try:
             released = {c.name: c.checksum for c in _grade_cells(gb, assignment)}
         except MissingEntry:
             raise GradingSetupError(f"{assignment} is not in the gradebook: run `course release {assignment}` "
                                     "first (nbgrader grades against the released version).") from None
-    with scratch_course(assignment, source=course) as scratch:
-        scratch.release()
-        with Gradebook(scratch.course.gradebook_url()) as gb:
-            fresh = {c.name: c.checksum for c in _grade_cells(gb, assignment)}
-            notebooks = [nb.name for nb in gb.find_assignment(assignment).notebooks]
-        gradebook = (scratch.root / "gradebook.db").read_bytes()
+    gradebook, notebooks, fresh = _assignment_entry(course, assignment)
     if fresh != released:
         raise GradingSetupError(f"notebooks/{assignment} changed since it was released (its graded cells differ "
                                 f"from the gradebook's): run `course release {assignment}` so grading uses the "
@@ -65,6 +58,36 @@ def make_kit(course: Course, assignment: str) -> Kit:
              if p.is_file() and p.suffix != ".ipynb" and not p.name.endswith(".results.json")
              and not ignore & set(p.parts)}
     return Kit(assignment, notebooks, gradebook, files)
+
+
+def _assignment_entry(course: Course, assignment: str) -> tuple[bytes, list[str], dict[str, str]]:
+    """A gradebook holding only this assignment (as released from the source now), its notebooks
+    and the checksums of its graded cells. Releasing takes seconds, so the entry is kept in
+    ``grading/<assignment>.kit.db`` and made again only when the source notebook changes."""
+    import hashlib
+    import json
+
+    from nbgrader.api import Gradebook
+
+    from course_tools.scratch import scratch_course
+
+    stored, about = course.kit_file(assignment), course.kit_file(assignment).with_suffix(".json")
+    digest = hashlib.sha256(course.source_notebook(assignment).read_bytes()).hexdigest()
+    if stored.is_file() and about.is_file() and json.loads(about.read_text()).get("digest") == digest:
+        gradebook = stored.read_bytes()
+    else:
+        with scratch_course(assignment, source=course) as scratch:
+            scratch.release()
+            gradebook = (scratch.root / "gradebook.db").read_bytes()
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_bytes(gradebook)
+        about.write_text(json.dumps({"digest": digest}))
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "gradebook.db").write_bytes(gradebook)
+        with Gradebook(f"sqlite:///{Path(tmp) / 'gradebook.db'}") as gb:
+            fresh = {c.name: c.checksum for c in _grade_cells(gb, assignment)}
+            notebooks = [nb.name for nb in gb.find_assignment(assignment).notebooks]
+    return gradebook, notebooks, fresh
 
 
 def _grade_cells(gb, assignment: str) -> list:  # noqa: ANN001
@@ -78,14 +101,12 @@ def submissions(course: Course, assignment: str, students: Iterable[str] | None 
     found = []
     for student in sorted(p.name for p in root.iterdir()) if root.is_dir() else []:
         folder = course.submitted(student, assignment)
-        if not folder.is_dir():
+        if (wanted and student not in wanted) or not (folder.is_dir() or folder.is_symlink()):
             continue
-        if wanted and student not in wanted:
-            continue
-        files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-                 if p.is_file() and ".ipynb_checkpoints" not in p.parts and p.name != "timestamp.txt"}
-        stamp = folder / "timestamp.txt"
-        found.append(Submission(student, files, stamp.read_text().strip() if stamp.is_file() else None))
+        try:
+            found.append(read_submission(folder, student))
+        except OSError as exc:  # unreadable: this submission's status, not the run's end
+            found.append(Submission(student, {}, problem=f"the submission could not be read ({exc.strerror})"))
     missing = wanted - {s.student for s in found}
     if missing:
         raise GradingSetupError(f"no submission of {assignment} from {', '.join(sorted(missing))} in submitted/ "
@@ -120,6 +141,7 @@ def autograde(assignment: str, students: list[str] | None = None, workers: int =
         sandbox.check()
         _warm_data()
     kit = make_kit(course, assignment)
+    kit.reference = reference.ensure(course, kit, settings)
     todo, summary = [], RunSummary()
     for sub in submissions(course, assignment, students):
         previous = status.read(course, assignment, sub.student)
@@ -128,8 +150,13 @@ def autograde(assignment: str, students: list[str] | None = None, workers: int =
         else:
             todo.append(sub)
     by_student = {sub.student: sub for sub in todo}
-    for outcome in _run(kit, todo, settings, workers, scheduler, progress):
-        store(course, kit, outcome, by_student[outcome.student])
+    for outcome in run_pool(kit, todo, settings, workers, scheduler, progress):
+        try:
+            store(course, kit, outcome, by_student[outcome.student])
+        except Exception as exc:  # noqa: BLE001 (one submission's trouble never stops the batch)
+            outcome = Outcome(outcome.student, NOT_GRADED, digest=outcome.digest,
+                              reason=f"its result could not be stored: {type(exc).__name__}: {exc}")
+            store(course, kit, outcome, by_student[outcome.student])
         summary.graded += outcome.status == GRADED
         summary.flagged += outcome.status == FLAGGED
         summary.not_graded += outcome.status == NOT_GRADED
@@ -146,7 +173,7 @@ def _warm_data() -> None:
     data.mnist()
 
 
-def _run(kit: Kit, todo: list[Submission], settings: Settings, workers: int, scheduler: str | None,
+def run_pool(kit: Kit, todo: list[Submission], settings: Settings, workers: int, scheduler: str | None,
          progress: bool) -> Iterable[Outcome]:
     """Outcomes in the order they finish, from dask workers."""
     if not todo:
@@ -236,7 +263,7 @@ def _save_grades(url: str, kit: Kit, sub: Submission, outcome: Outcome, config) 
             gb.update_or_create_submission(kit.assignment, sub.student, timestamp=parse_utc(sub.timestamp))
         else:
             gb.update_or_create_submission(kit.assignment, sub.student)
-    flagged = {t["cell"] for t in outcome.report.get("tampered", [])}
+    flagged = {entry.split(":")[0] for entry in outcome.report.get("surplus", [])}
     for name, text in outcome.notebooks.items():
         nb = nbformat.reads(text, as_version=4)
         resources = {"nbgrader": {"db_url": url, "assignment": kit.assignment, "notebook": name,

@@ -1,61 +1,91 @@
-"""nbgrader's Execute step, hardened for code nobody has reviewed.
+"""nbgrader's Execute step, hardened for code nobody has reviewed, and judging outside the kernel.
 
-Plain nbgrader loses every mark of a notebook whose kernel dies (one
-``os._exit`` in the last cell zeroes the work above it), keeps every byte a
-cell prints in memory, and trusts the kernel's own numpy. This subclass:
+Plain nbgrader runs hidden tests in the student's kernel and scores a test
+cell by what that kernel reports (no error, or a number it displays), loses
+every mark of a notebook whose kernel dies, and keeps every byte a cell
+prints. This subclass:
 
-- starts the kernel in the sandbox (:mod:`course_tools.grading.sandbox`);
-- when the kernel dies, marks that cell with a ``KernelDied`` error, starts a
-  new kernel, re-runs the cells above it (so later answers see their
-  imports and data) and goes on with the next cell: marks earned before the
-  crash are kept;
-- stops recording a cell's output past a size cap;
-- runs the :mod:`course_tools.grading.tamper` probe after every test cell.
+- runs the kernel in the sandbox (:mod:`course_tools.grading.sandbox`), in a
+  working folder of its own that holds the submission's files but no
+  notebook (the one being graded, hidden tests restored, lies elsewhere);
+- runs the notebook in two passes (:mod:`course_tools.grading.judge`):
+  first every cell as the student saw it, hidden tests removed; then each
+  test cell again in its student version (:mod:`course_tools.testcells`), whose published values are
+  judged in this process against the reference run of the solution. A test
+  cell's outputs then hold what the student's visible checks printed and,
+  if it failed, one error with the test's own message: nothing the kernel
+  displays can score, and no hidden test text ever reaches an output;
+- when the kernel dies, marks that cell, starts a new kernel, re-runs the
+  cells above (so later answers see their imports and data) and goes on:
+  marks earned before the crash are kept;
+- caps every kind of output a cell sends (streams, displays, display
+  updates, widget messages) and ends every process a cell leaves behind.
 
-What happened is written to :attr:`GradingExecute.report_file` as JSON for
-the grading job to read.
+With ``reference_out`` set it runs the solution instead and writes what its
+expectations published, for :mod:`course_tools.grading.reference`.
+What happened is written to :attr:`GradingExecute.report_file` as JSON.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Int, Unicode
 
 from course_tools.assignments import grade_id, is_test_cell
-from course_tools.grading import sandbox, tamper
+from course_tools import testcells
+from course_tools.grading import judge, sandbox
+from course_utils.checks import EXPECT_MIME, JUDGE_ENV
+
+KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
+_NOT_OUTPUT = {"status", "execute_input", "shutdown_reply"}
 
 
 class GradingExecute(Execute):
-    """Execute with a sandboxed kernel, restarts after a crash, an output cap and a tamper probe."""
+    """Execute with a sandboxed kernel, two passes judged outside the kernel, restarts and caps."""
 
     use_sandbox = Bool(True, help="start kernels in the sandbox").tag(config=True)
-    run_dir = Unicode("", help="writable folder for the kernel's sockets (outside the notebook's)").tag(config=True)
+    run_dir = Unicode("", help="writable folder for the kernel's sockets (default: a new temporary one)").tag(config=True)
+    work_dir = Unicode("", help="the kernel's working folder (default: a new temporary one)").tag(config=True)
     memory_mib = Int(sandbox.Limits.memory_mib).tag(config=True)
     cpu_seconds = Int(sandbox.Limits.cpu_seconds).tag(config=True)
     processes = Int(sandbox.Limits.processes).tag(config=True)
-    max_output_bytes = Int(2_000_000, help="output kept per cell").tag(config=True)
+    max_output_bytes = Int(2_000_000, help="output kept per cell, all message types together").tag(config=True)
     max_restarts = Int(3, help="kernel restarts before the remaining cells are given up").tag(config=True)
     report_file = Unicode("", help="JSON file for what happened").tag(config=True)
-    _side_run = False  # True while replaying cells or probing: their output is not the cell's own
+    reference_file = Unicode("", help="the solution's published values to judge against "
+                                      "(default: the course's grading/<assignment>/reference.json)").tag(config=True)
+    reference_out = Unicode("", help="run the solution and write its published values here").tag(config=True)
+
+    # A starved kernel (a fork bomb, a busy machine) may answer a cell before its last output arrives:
+    # wait longer for it, and never let the wait end the grading of the whole notebook.
+    raise_on_iopub_timeout = Bool(False).tag(config=True)
+    iopub_timeout = Int(30).tag(config=True)
+
+    _side_run = False  # True while replaying cells or judging: their output is not the cell's own
+    _collecting: int | None = None  # the test cell whose published values are being collected
 
     def create_kernel_manager(self):  # type: ignore[override]
         if self.use_sandbox:
             self.kernel_manager_class = sandbox.SandboxedKernelManager
         km = super().create_kernel_manager()
         if isinstance(km, sandbox.SandboxedKernelManager):
-            folder = Path(self.resources.get("metadata", {}).get("path") or ".").resolve()
-            run = Path(self.run_dir).resolve() if self.run_dir else folder.parent / ".kernel"
             limits = sandbox.Limits(memory_mib=self.memory_mib, cpu_seconds=self.cpu_seconds,
                                     processes=self.processes)
-            km.policy = sandbox.Policy(writable=[folder, run], limits=limits)
+            km.policy = sandbox.Policy(writable=[self._work, self._run], limits=limits)
         return km
+
+    # ------------------------------------------------------------ the two passes
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):  # type: ignore[override]
         from nbclient.client import NotebookClient
@@ -63,53 +93,143 @@ class GradingExecute(Execute):
         NotebookClient.__init__(self, nb, km)
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
-        self._report: dict[str, list] = {"kernel_deaths": [], "tampered": [], "truncated": [], "not_run": []}
+        self.extra_arguments = [*KERNEL_ARGS, *(a for a in self.extra_arguments if a not in KERNEL_ARGS)]
+        self._report: dict[str, Any] = {"kernel_deaths": [], "truncated": [], "not_run": [], "strays": [],
+                                        "judged": {}, "surplus": [], "unjudged": [],
+                                        "seconds": {"kernel start": 0.0, "cells": 0.0, "judging": 0.0}}
         self._output_bytes: dict[int, int] = {}
-        crashed: list[int] = []
-        start = 0
-        while start < len(self.nb.cells):
-            with self.setup_kernel():
-                self._kernel_info()
-                if not self._replay(start, crashed):
-                    self._give_up(start, "the kernel died again while the cells above were re-run")
-                    break
-                died_at = self._run_from(start, resources)
-            if died_at is None:
-                break
-            crashed.append(died_at)
-            self._mark_death(died_at)
-            start = died_at + 1
-            if len(crashed) > self.max_restarts:
-                self._give_up(start, f"the kernel died {len(crashed)} times")
-                break
+        self._published: dict[int, list[dict]] = {}
+        self._errors: dict[int, str] = {}  # test cells whose judged run raised or died: why
+        self._judge_deaths = 0
+        self._stray_publishers: set[int] = set()
+        notebook_folder = self.resources.get("metadata", {}).get("path") or "."
+        temporary = self._make_folders(Path(notebook_folder))
+        tests = [i for i, cell in enumerate(self.nb.cells) if is_test_cell(cell)]
+        full = {i: self.nb.cells[i].source for i in tests}
+        judged_code = self._judged_code(full)
+        previous = os.environ.get(JUDGE_ENV)
+        os.environ[JUDGE_ENV] = "1"  # the kernel inherits it: expectations publish their values
+        try:
+            for i in tests:
+                self.nb.cells[i].source = testcells.visible_part(full[i])
+            steps = [("cell", i) for i in range(len(self.nb.cells))] + [("judge", i) for i in judged_code]
+            self._run_steps(steps, judged_code)
+        finally:
+            for i in tests:
+                self.nb.cells[i].source = full[i]
+            self.resources.setdefault("metadata", {})["path"] = notebook_folder
+            if previous is None:
+                os.environ.pop(JUDGE_ENV, None)
+            else:
+                os.environ[JUDGE_ENV] = previous
+            for folder in temporary:
+                shutil.rmtree(folder, ignore_errors=True)
+        if self.reference_out:
+            self._write_reference(tests)
+        else:
+            self._apply_verdicts(tests)
         self.set_widgets_metadata()
         if self.report_file:
-            Path(self.report_file).write_text(json.dumps(self._report, indent=1))
+            self._for_notebook(self.report_file).write_text(json.dumps(self._report, indent=1))
         return self.nb, self.resources
 
-    def _kernel_info(self) -> None:
-        info = self.wait_for_reply(self.kc.kernel_info())
-        if info:
-            self.nb.metadata["language_info"] = info["content"]["language_info"]
+    def _for_notebook(self, template: str) -> Path:
+        """A configured path, with ``{notebook}`` replaced by the name of the notebook being graded."""
+        return Path(template.format(notebook=self.resources.get("nbgrader", {}).get("notebook", "notebook")))
 
-    def _run_from(self, start: int, resources: Any) -> int | None:
-        """Run cells from ``start`` on; the index of the cell the kernel died in, or None."""
-        for index in range(start, len(self.nb.cells)):
-            cell = self.nb.cells[index]
+    def _make_folders(self, notebook_folder: Path) -> list[Path]:
+        """The kernel's working folder (the submission's files, no notebook) and socket folder."""
+        made = []
+        self._work = Path(self.work_dir) if self.work_dir else Path(tempfile.mkdtemp(prefix="grading-work-"))
+        self._run = Path(self.run_dir) if self.run_dir else Path(tempfile.mkdtemp(prefix="grading-kernel-"))
+        made += [p for p, given in ((self._work, self.work_dir), (self._run, self.run_dir)) if not given]
+        if self.work_dir:
+            shutil.rmtree(self._work, ignore_errors=True)  # nothing of a previous notebook stays
+        self._work.mkdir(parents=True, exist_ok=True)
+        for path in sorted(notebook_folder.rglob("*")):
+            rel = path.relative_to(notebook_folder)
+            if path.is_symlink() or not path.is_file() or path.suffix == ".ipynb" or rel.name == "timestamp.txt" \
+                    or ".ipynb_checkpoints" in rel.parts:
+                continue
+            (self._work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, self._work / rel)
+        self.resources.setdefault("metadata", {})["path"] = str(self._work)
+        return made
+
+    def _judged_code(self, full: dict[int, str]) -> dict[int, str]:
+        """What the second pass runs for each test cell (the student version, or the whole cell
+        for the reference run). A cell that cannot be turned into its student version fails."""
+        code = {}
+        for i, source in full.items():
+            if self.reference_out:
+                code[i] = source
+                continue
             try:
-                self.preprocess_cell(cell, resources, index)
-                self._end_strays(cell, index)
-                if is_test_cell(cell):
-                    self._probe(cell, index)
+                code[i] = testcells.student_version(source)
+            except testcells.UnjudgeableCell as exc:
+                self._report["unjudged"].append(f"{grade_id(self.nb.cells[i], i)}: {exc}")
+        return code
+
+    def _run_steps(self, steps: list[tuple[str, int]], judged_code: dict[int, str]) -> None:
+        """Run the steps in order in one kernel, restarting it after a crash (the first pass's
+        cells above are re-run, outputs discarded) up to :attr:`max_restarts` times."""
+        crashed: list[int] = []
+        start = 0
+        while start < len(steps):
+            started = time.perf_counter()
+            with self.setup_kernel():
+                self._kernel_info()
+                self._report["seconds"]["kernel start"] += time.perf_counter() - started
+                replay = [i for kind, i in steps[:start] if kind == "cell" and i not in crashed]
+                if not self._replay(replay):
+                    self._give_up(steps[start:], "the kernel died again while the cells above were re-run")
+                    return
+                died_at = self._run_from(steps, start, judged_code)
+            if died_at is None:
+                return
+            kind, index = steps[died_at]
+            if kind == "cell":
+                crashed.append(index)
+                self._mark_death(index)
+            else:
+                self._errors[index] = "the kernel died while this test ran"
+                self._judge_deaths += 1
+            start = died_at + 1
+            deaths = len(crashed) + self._judge_deaths
+            if deaths > self.max_restarts:
+                self._give_up(steps[start:], f"the kernel died {deaths} times")
+                return
+
+    def _run_from(self, steps: list[tuple[str, int]], start: int, judged_code: dict[int, str]) -> int | None:
+        """Run steps from ``start`` on; the position of the step the kernel died in, or None."""
+        for position in range(start, len(steps)):
+            kind, index = steps[position]
+            cell = self.nb.cells[index]
+            started = time.perf_counter()
+            try:
+                if kind == "cell":
+                    self.preprocess_cell(cell, self.resources, index)
+                else:
+                    self._collect(index, judged_code[index])
+                self._end_strays(index)
             except DeadKernelError:
-                return index
+                return position
+            except CellTimeoutError as exc:  # the kernel stopped answering: this cell's loss only
+                self._end_strays(index)
+                if kind == "cell":
+                    cell.outputs.append(new_output("error", ename="CellTimeoutError", evalue=str(exc).splitlines()[0],
+                                                   traceback=[]))
+                else:
+                    self._errors.setdefault(index, "the kernel stopped answering while this test ran")
+            finally:
+                self._report["seconds"]["cells" if kind == "cell" else "judging"] += time.perf_counter() - started
         return None
 
-    def _replay(self, upto: int, crashed: list[int]) -> bool:
-        """Re-run the code cells above ``upto`` in a fresh kernel, outputs discarded. False if it died."""
-        for index in range(upto):
+    def _replay(self, indices: list[int]) -> bool:
+        """Re-run code cells in a fresh kernel, outputs discarded. False if it died."""
+        for index in indices:
             cell = self.nb.cells[index]
-            if cell.cell_type != "code" or index in crashed:
+            if cell.cell_type != "code":
                 continue
             try:
                 self._side_execute(new_code_cell(cell.source), index)
@@ -117,8 +237,17 @@ class GradingExecute(Execute):
                 return False
         return True
 
+    def _collect(self, index: int, code: str) -> None:
+        """Run a test cell's judged code, keeping only what its expectations publish."""
+        self._published[index] = []
+        self._collecting = index
+        try:
+            self._side_execute(new_code_cell(code), index)
+        finally:
+            self._collecting = None
+
     def _side_execute(self, cell: NotebookNode, index: int) -> None:
-        """Run a cell that is not part of the notebook (a replay or the probe)."""
+        """Run a cell that is not part of the notebook (a replay or a judged test)."""
         original = self.nb.cells[index]
         self._side_run = True
         try:
@@ -127,17 +256,89 @@ class GradingExecute(Execute):
             self._side_run = False
             self.nb.cells[index] = original  # nbclient stores the executed cell at its index
 
-    def _probe(self, cell: NotebookNode, index: int) -> None:
-        probe = new_code_cell(tamper.PROBE)
-        self._side_execute(probe, index)
-        text = "".join(o.get("text", "") for o in probe.outputs if o.get("output_type") == "stream")
-        changed = tamper.changed(text)
-        if changed:
-            self._report["tampered"].append({"cell": grade_id(cell, index), "changed": changed})
+    def _kernel_info(self) -> None:
+        info = self.wait_for_reply(self.kc.kernel_info())
+        if info:
+            self.nb.metadata["language_info"] = info["content"]["language_info"]
 
-    def _end_strays(self, cell: NotebookNode, index: int) -> None:
-        """Kill processes a cell left behind (a fork bomb's copies of the kernel would
-        otherwise answer on its sockets and hold the process limit)."""
+    # ------------------------------------------------------------ verdicts
+
+    def _reference(self) -> dict[str, list[dict]]:
+        path = self._for_notebook(self.reference_file) if self.reference_file else self._course_reference()
+        if not path.is_file():
+            raise RuntimeError(f"no reference values at {path}: run `course release` (it computes them) "
+                               "or `course autograde`")
+        return json.loads(path.read_text())["cells"]
+
+    def _course_reference(self) -> Path:
+        from course_tools.layout import Course
+
+        root = Path(self.config.CourseDirectory.get("root") or ".")
+        return Course(root, self.config).reference_file(self.resources["nbgrader"]["assignment"])
+
+    def _apply_verdicts(self, tests: list[int]) -> None:
+        reference = self._reference()
+        for i in tests:
+            cell, gid = self.nb.cells[i], grade_id(self.nb.cells[i], i)
+            published = self._published.get(i, [])
+            verdict = judge.judge(reference.get(gid, []), published)
+            self._report["judged"][gid] = verdict.passed
+            self._report["surplus"] += [f"{gid}: {label}" for label in judge.surplus(reference.get(gid, []),
+                                                                                      published)]
+            cell.outputs = [_neutral(o) for o in cell.outputs]
+            if not verdict.passed:
+                cell.outputs.append(new_output("error", ename="TestFailed", evalue=verdict.message,
+                                               traceback=[f"TestFailed: {verdict.message}"]))
+        self._report["surplus"] += [f"{grade_id(self.nb.cells[i], i)}: published outside its hidden tests"
+                                    for i in self._stray_publishers]
+
+    def _write_reference(self, tests: list[int]) -> None:
+        cells = {grade_id(self.nb.cells[i], i): self._published.get(i, []) for i in tests}
+        errors = {grade_id(self.nb.cells[i], i): e for i, e in self._errors.items()}
+        self._for_notebook(self.reference_out).write_text(json.dumps({"cells": cells, "errors": errors}))
+
+    # ------------------------------------------------------------ messages from the kernel
+
+    def process_message(self, msg: dict, cell: NotebookNode, cell_index: int):  # type: ignore[override]
+        """Route every message: published values of a judged test to the judge, nothing else of it
+        kept; everything else counted against the cell's output cap, whatever its type."""
+        msg_type = msg["msg_type"]
+        if msg_type in _NOT_OUTPUT:
+            return super().process_message(msg, cell, cell_index)
+        if self._collecting is not None:
+            self._take_published(msg, self._collecting)
+            return None
+        if _published_value(msg) is not None:
+            if not self._side_run:
+                self._stray_publishers.add(cell_index)
+            return None
+        if self._side_run:
+            return super().process_message(msg, cell, cell_index)
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        used = self._output_bytes.get(cell_index, 0)
+        self._output_bytes[cell_index] = used + size
+        if used + size <= self.max_output_bytes:
+            return super().process_message(msg, cell, cell_index)
+        if used <= self.max_output_bytes:
+            self._report["truncated"].append(grade_id(self.nb.cells[cell_index], cell_index))
+            cell.outputs.append(new_output("stream", name="stderr", text=(
+                f"\n[output cut by the grader after {self.max_output_bytes // 1000} kB]\n")))
+        return None
+
+    def _take_published(self, msg: dict, index: int) -> None:
+        raw = _published_value(msg)
+        if raw is not None:
+            payload = judge.parse_payload(raw)
+            if payload is not None:
+                self._published[index].append(payload)
+        elif msg["msg_type"] == "error" and index not in self._errors:
+            self._errors[index] = f"{msg['content'].get('ename', 'Error')}: {msg['content'].get('evalue', '')}"[:500]
+
+    # ------------------------------------------------------------ crashes and strays
+
+    def _end_strays(self, index: int) -> None:
+        """End every process of the sandbox except the kernel: whatever a cell started, however it
+        detached (double forks, new sessions), is a descendant of the sandbox's first process."""
         import psutil
 
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
@@ -148,7 +349,10 @@ class GradingExecute(Execute):
             tree = [launched, *launched.children(recursive=True)]
             kernel = next((p for p in tree if p.name().startswith("python")  # not bwrap, whose argv has it too
                            and "ipykernel_launcher" in " ".join(p.cmdline())), None)
-            strays = kernel.children(recursive=True) if kernel else []
+            if kernel is None:
+                return
+            keep = {kernel.pid, *(p.pid for p in kernel.parents())}
+            strays = [p for p in tree if p.pid not in keep]
         except psutil.Error:
             return
         for stray in strays:
@@ -157,7 +361,7 @@ class GradingExecute(Execute):
             except psutil.Error:
                 pass
         if strays:
-            self._report.setdefault("strays", []).append({"cell": grade_id(cell, index), "killed": len(strays)})
+            self._report["strays"].append({"cell": grade_id(self.nb.cells[index], index), "killed": len(strays)})
 
     def _mark_death(self, index: int) -> None:
         cell = self.nb.cells[index]
@@ -169,24 +373,31 @@ class GradingExecute(Execute):
             traceback=[]))
         self._report["kernel_deaths"].append(grade_id(cell, index))
 
-    def _give_up(self, start: int, why: str) -> None:
-        for index in range(start, len(self.nb.cells)):
+    def _give_up(self, steps: list[tuple[str, int]], why: str) -> None:
+        for kind, index in steps:
             cell = self.nb.cells[index]
-            if cell.cell_type == "code":
+            if kind == "cell" and cell.cell_type == "code":
                 cell.outputs = [new_output("error", ename="NotRun", evalue=f"not run: {why}", traceback=[])]
                 self._report["not_run"].append(grade_id(cell, index))
+            elif kind == "judge":
+                self._errors.setdefault(index, f"not run: {why}")
 
-    def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int):  # type: ignore[override]
-        """Keep a cell's output up to :attr:`max_output_bytes`, then one note that the rest was dropped."""
-        if self._side_run:
-            return super().output(outs, msg, display_id, cell_index)
-        size = sum(len(str(v)) for v in msg.get("content", {}).values())
-        used = self._output_bytes.get(cell_index, 0)
-        self._output_bytes[cell_index] = used + size
-        if used + size <= self.max_output_bytes:
-            return super().output(outs, msg, display_id, cell_index)
-        if used <= self.max_output_bytes:
-            self._report["truncated"].append(grade_id(self.nb.cells[cell_index], cell_index))
-            outs.append(new_output("stream", name="stderr", text=(
-                f"\n[output cut by the grader after {self.max_output_bytes // 1000} kB]\n")))
+
+def _published_value(msg: dict) -> str | None:
+    """The published expectation a display message carries, if it carries one."""
+    if msg["msg_type"] not in ("display_data", "execute_result", "update_display_data"):
         return None
+    data = msg.get("content", {}).get("data") or {}
+    raw = data.get(EXPECT_MIME) if isinstance(data, dict) else None
+    return raw if isinstance(raw, str) else None
+
+
+def _neutral(output: NotebookNode) -> NotebookNode:
+    """A test cell's own output that cannot score: an error becomes its text on stderr (what the
+    student's visible checks said), a result becomes a plain display."""
+    if output.get("output_type") == "error":
+        text = "\n".join(output.get("traceback") or []) or f"{output.get('ename')}: {output.get('evalue')}"
+        return new_output("stream", name="stderr", text=text + "\n")
+    if output.get("output_type") == "execute_result":
+        return new_output("display_data", data=output.get("data", {}), metadata=output.get("metadata", {}))
+    return output

@@ -18,6 +18,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
-from course_tools.config import scratch_config
+from course_tools.config import quiet_library_warnings, scratch_config
 from course_tools.grading import execute
 from course_tools.grading.status import FLAGGED, GRADED, NOT_GRADED
 
@@ -49,12 +50,13 @@ class Settings:
 
 @dataclass
 class Kit:
-    """What every task of one assignment shares: its gradebook entry and files."""
+    """What every task of one assignment shares: its gradebook entry, files and reference values."""
 
     assignment: str
     notebooks: list[str]  # notebook names without .ipynb
     gradebook: bytes  # an SQLite gradebook holding only this assignment (its cells, tests, checksums)
     files: dict[str, bytes] = field(default_factory=dict)  # the assignment's other files (data, images)
+    reference: dict[str, dict] | None = None  # notebook -> what the solution published; None: make it
 
 
 @dataclass
@@ -62,13 +64,14 @@ class Submission:
     student: str
     files: dict[str, bytes]  # the student's submitted folder, by relative path
     timestamp: str | None = None
+    problem: str = ""  # why the folder itself cannot be graded (found when it was read), or ""
 
     @property
     def digest(self) -> str:
         """sha256 over the submitted files: a changed submission is graded again."""
-        h = hashlib.sha256()
+        h = hashlib.sha256(self.problem.encode())
         for name in sorted(self.files):
-            h.update(name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
+            h.update(name.encode("utf-8", "backslashreplace") + b"\0" + hashlib.sha256(self.files[name]).digest())
         return h.hexdigest()
 
 
@@ -80,19 +83,23 @@ class Outcome:
     digest: str = ""
     notebooks: dict[str, str] = field(default_factory=dict)  # name -> autograded notebook JSON
     scores: dict[str, list[float]] = field(default_factory=dict)  # grade_id -> [score, max_score]
-    report: dict = field(default_factory=dict)  # kernel deaths, tampering, truncated output
+    report: dict = field(default_factory=dict)  # kernel deaths, truncated output, verdicts
+    reference: dict[str, dict] = field(default_factory=dict)  # a reference run's published values
     seconds: float = 0.0
 
     def to_json(self) -> dict:
         data = asdict(self)
         data.pop("notebooks")
+        data.pop("reference")
         return data
 
 
 def precheck(kit: Kit, submission: Submission) -> str:
-    """Why the submission cannot be graded at all, or ''."""
+    """Why the submission cannot be graded at all, or ''. Never quotes a file's contents."""
     import nbformat
 
+    if submission.problem:
+        return submission.problem
     for name in kit.notebooks:
         raw = submission.files.get(f"{name}.ipynb")
         if raw is None:
@@ -100,18 +107,27 @@ def precheck(kit: Kit, submission: Submission) -> str:
             return (f"{name}.ipynb is missing from the submission (found: {', '.join(found)}); "
                     f"the notebook must keep its released name")
         try:
-            nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
-            nbformat.validate(nb)
+            text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return f"{name}.ipynb is not a text file"
+            return f"{name}.ipynb is not a text file (it is not UTF-8)"
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            return f"{name}.ipynb is not a valid notebook: it is not valid JSON{where} (was it edited by hand?)"
+        try:
+            nbformat.validate(nbformat.reads(text, as_version=4))
         except Exception as exc:  # noqa: BLE001 (nbformat raises several unrelated types)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return f"{name}.ipynb is not a valid notebook (invalid JSON or structure): {first}"
+            return f"{name}.ipynb is not a valid notebook: its structure is not nbformat 4 ({type(exc).__name__})"
     return ""
 
 
 def grade(kit: Kit, submission: Submission, settings: Settings) -> Outcome:
-    """Grade one submission; never raises for a bad submission."""
+    """Grade one submission; never raises for a bad submission.
+
+    With ``kit.reference`` None, ``submission`` is the solution: it is run to
+    make the reference values (``Outcome.reference``) instead of being judged.
+    """
     started = time.monotonic()
     outcome = Outcome(submission.student, NOT_GRADED, digest=submission.digest)
     problem = precheck(kit, submission)
@@ -122,6 +138,8 @@ def grade(kit: Kit, submission: Submission, settings: Settings) -> Outcome:
     try:
         _lay_out(root, kit, submission)
         _run_nbgrader(root, kit, submission, settings, outcome)
+    except Exception as exc:  # noqa: BLE001 (whatever it is, it is this submission's status, not the batch's)
+        outcome.status, outcome.reason = NOT_GRADED, f"the grader failed on this submission: {type(exc).__name__}: {exc}"
     finally:
         shutil.rmtree(root, ignore_errors=True)
         outcome.seconds = round(time.monotonic() - started, 2)
@@ -140,6 +158,8 @@ def _lay_out(root: Path, kit: Kit, submission: Submission) -> None:
         _write(folder, rel, data)
     if submission.timestamp:
         (folder / "timestamp.txt").write_text(submission.timestamp)
+    for name, values in (kit.reference or {}).items():
+        (root / f"reference-{name}.json").write_text(json.dumps(values))
 
 
 def _write(folder: Path, rel: str, data: bytes) -> None:
@@ -152,7 +172,7 @@ def _write(folder: Path, rel: str, data: bytes) -> None:
 
 def _run_nbgrader(root: Path, kit: Kit, submission: Submission, settings: Settings, outcome: Outcome) -> None:
     job = {"root": str(root), "assignment": kit.assignment, "student": submission.student,
-           "settings": asdict(settings)}
+           "settings": asdict(settings), "reference_run": kit.reference is None}
     if multiprocessing.current_process().daemon:
         raise RuntimeError("grading workers must not be daemonic processes (they start one process per "
                            "submission): start dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
@@ -175,30 +195,43 @@ def _run_nbgrader(root: Path, kit: Kit, submission: Submission, settings: Settin
         child.kill()
         child.join()
     if not result["ok"]:
-        tail = str(result["error"]).strip().splitlines()[-12:]
-        outcome.reason = "nbgrader could not grade it: " + " | ".join(tail)
+        outcome.reason = "nbgrader could not grade it: " + explain(str(result["error"]))
         return
     folder = root / "autograded" / submission.student / kit.assignment
-    report_path = root / "report.json"
-    outcome.report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     for name in kit.notebooks:
         path = folder / f"{name}.ipynb"
         if not path.is_file():
             outcome.reason = f"nbgrader produced no autograded copy of {name}.ipynb"
             return
         outcome.notebooks[name] = path.read_text()
+        report = root / f"report-{name}.json"
+        outcome.report = _merge(outcome.report, json.loads(report.read_text()) if report.is_file() else {})
+        made = root / f"reference-out-{name}.json"
+        if made.is_file():
+            outcome.reference[name] = json.loads(made.read_text())
     outcome.scores = result["scores"]
-    tampered = outcome.report.get("tampered") or []
-    if tampered:
-        outcome.status = FLAGGED
-        what = sorted({name for t in tampered for name in t["changed"]})
-        outcome.reason = "replaced what the tests check with (" + ", ".join(what) + "): review before release"
-    else:
-        outcome.status = GRADED
-        outcome.reason = _notes(outcome.report)
+    outcome.status, outcome.reason = verdict(outcome.report)
+    seconds = outcome.report.setdefault("seconds", {})
+    seconds["nbgrader in all"] = round(result.get("seconds", 0.0), 2)
+    for key, value in seconds.items():
+        seconds[key] = round(value, 2)
 
 
-def _notes(report: dict) -> str:
+def _merge(a: dict, b: dict) -> dict:
+    """Two notebooks' reports as one (lists joined, dicts merged)."""
+    out = dict(a)
+    for key, value in b.items():
+        if isinstance(value, list):
+            out[key] = [*out.get(key, []), *value]
+        elif isinstance(value, dict):
+            out[key] = {**out.get(key, {}), **value}
+        else:
+            out[key] = value
+    return out
+
+
+def verdict(report: dict) -> tuple[str, str]:
+    """The status and the reason a TA reads, from what the grading saw."""
     notes = []
     if report.get("kernel_deaths"):
         notes.append("kernel died in " + ", ".join(report["kernel_deaths"]) + " (restarted; marks above kept)")
@@ -209,7 +242,49 @@ def _notes(report: dict) -> str:
         notes.append(f"{killed} stray processes ended after " + ", ".join(s["cell"] for s in report["strays"]))
     if report.get("truncated"):
         notes.append("output cut in " + ", ".join(report["truncated"]))
-    return "; ".join(notes)
+    if report.get("unjudged"):
+        notes.append("could not judge " + "; ".join(report["unjudged"]))
+    if report.get("surplus"):
+        what = "; ".join(report["surplus"][:5])
+        return FLAGGED, ("the submission published grading messages itself (" + what + "): its scores come "
+                         "only from values judged outside its kernel, but look at what it tried; "
+                         + "; ".join(notes)).rstrip("; ")
+    return GRADED, "; ".join(notes)
+
+
+_EXPLAINED = (
+    (r"Cell with id '([^']+)' exists multiple times", "two cells carry the grade id {0} (a graded cell was copied)"),
+    (r"Cell '([^']+)' does not exist in the database", "the cell {0} is not part of the released assignment "
+                                                        "(a graded cell's grade id was changed)"),
+    (r"Attribute '(\w+)' for cell (\S+) has changed", "the cell {1} was turned into another kind of cell (its "
+                                                        "nbgrader attribute '{0}' differs from the release)"),
+    (r"Inconsistent checksums for cell (\S+)", "the cell {0} was edited in a way nbgrader cannot restore"),
+)
+_LAST_RESORT = (r"KeyError: 'grade_id'", "a graded cell lost its grade id (its nbgrader metadata was edited)")
+_FIX = "Fix: copy the answers into a freshly fetched copy of the assignment and submit that"
+_GENERIC = ("Please see the", "There was an error processing", "Traceback (most recent call last)")
+
+
+def explain(error: str) -> str:
+    """nbgrader's failure in words a TA can act on: what was wrong with the notebook, and what to do.
+
+    nbgrader names the cause in the warnings it logs before its final "see the above traceback";
+    those are read first, then the exception itself.
+    """
+    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
+    causes: list[str] = []
+    for pattern, words in (*_EXPLAINED, _LAST_RESORT):
+        if causes and pattern == _LAST_RESORT[0]:
+            break
+        for line in lines:
+            found = re.search(pattern, line)
+            if found and words.format(*found.groups()) not in causes:
+                causes.append(words.format(*found.groups()))
+    if causes:
+        return "; ".join(causes[:3]) + ". " + _FIX
+    specific = [ln for ln in lines if not any(g in ln for g in _GENERIC)
+                and (re.match(r"^[A-Za-z_.]*(Error|Exception)\b", ln) or re.match(r"^\[(ERROR|CRITICAL)\]", ln))]
+    return (specific or lines or ["no details"])[-1][:300]
 
 
 def _child(job: dict, send: Connection) -> None:
@@ -219,20 +294,23 @@ def _child(job: dict, send: Connection) -> None:
     from nbgrader.coursedir import CourseDirectory
 
     os.setsid()  # its own session: nothing it starts can signal the worker
+    quiet_library_warnings()  # a fork server's child does not inherit the caller's warning filters
     settings = Settings(**job["settings"])
     os.environ["COURSE_FAST"] = "1" if settings.fast else "0"
     root, assignment, student = Path(job["root"]), job["assignment"], job["student"]
     try:
-        config = grading_config(root, settings, report=root / "report.json")
+        started = time.perf_counter()
+        config = grading_config(root, settings, reference_run=job["reference_run"])
         api = NbGraderAPI(CourseDirectory(config=config), config=config)
         result = api.autograde(assignment, student, force=True, create=True)
+        seconds = time.perf_counter() - started
         if not result["success"]:
-            send.send({"ok": False, "error": result.get("error") or result.get("log")})
+            send.send({"ok": False, "error": "\n".join(str(result.get(k) or "") for k in ("log", "error"))})
             return
         with Gradebook(config.CourseDirectory.db_url) as gb:
             scores = {g.name: [float(g.score or 0), float(g.max_score or 0)]
                       for nb in gb.find_submission(assignment, student).notebooks for g in nb.grades}
-        send.send({"ok": True, "scores": scores})
+        send.send({"ok": True, "scores": scores, "seconds": seconds})
     except Exception as exc:  # noqa: BLE001 (reported as "not graded" with the reason)
         send.send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
     finally:
@@ -242,9 +320,10 @@ def _child(job: dict, send: Connection) -> None:
         os._exit(0)
 
 
-def grading_config(root: Path, settings: Settings, report: Path) -> Config:
-    """The course's configuration, pointed at a scratch course in ``root`` and
-    executing with :class:`course_tools.grading.execute.GradingExecute`."""
+def grading_config(root: Path, settings: Settings, reference_run: bool = False) -> Config:
+    """The course's configuration, pointed at a scratch course in ``root`` and executing with
+    :class:`course_tools.grading.execute.GradingExecute` (judging against ``reference-<notebook>.json``,
+    or, for a reference run, writing ``reference-out-<notebook>.json``)."""
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
                                         SaveAutoGrades)
@@ -255,10 +334,14 @@ def grading_config(root: Path, settings: Settings, report: Path) -> Config:
     ge = config.GradingExecute
     ge.timeout = settings.cell_timeout
     ge.use_sandbox = settings.sandbox
-    ge.run_dir = str(root / ".kernel")
+    ge.run_dir, ge.work_dir = str(root / ".kernel"), str(root / ".work")
     ge.memory_mib, ge.cpu_seconds, ge.processes = settings.memory_mib, settings.cpu_seconds, settings.processes
     ge.max_restarts = settings.max_restarts
-    ge.report_file = str(report)
+    ge.report_file = str(root / "report-{notebook}.json")
+    if reference_run:
+        ge.reference_out = str(root / "reference-out-{notebook}.json")
+    else:
+        ge.reference_file = str(root / "reference-{notebook}.json")
     return config
 
 

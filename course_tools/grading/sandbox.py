@@ -35,7 +35,7 @@ from course_utils.paths import data_dir
 MiB = 2**20
 
 # Environment variables passed into the sandbox; everything else is dropped.
-ENV_KEEP = ("NBGRADER_EXECUTION", "COURSE_FAST", "COURSE_DATA", "LANG", "LC_ALL", "TZ",
+ENV_KEEP = ("NBGRADER_EXECUTION", "COURSE_FAST", "COURSE_DATA", "COURSE_JUDGE", "LANG", "LC_ALL", "TZ",
             "OMP_NUM_THREADS", "MKL_NUM_THREADS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "JPY_PARENT_PID")
 
 
