@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup data release lab author kit test selfcheck bench bench-grading clean
+.PHONY: setup data release lab author kit test selfcheck bench bench-grading bench-server clean
 
 $(STAMP): pyproject.toml constraints.txt requirements-data.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench: setup  ## run every notebook at its defaults and print figures against ta
 
 bench-grading: setup  ## submissions graded per minute: course autograde on 1 and 2 workers against plain nbgrader
 	$(BIN)/python benchmarks/grading.py
+
+bench-server: setup  ## one student's memory and CPU per notebook, and how many students a server holds
+	$(BIN)/python benchmarks/server.py --server 16 64
 
 clean:
 	rm -rf release autograded submitted feedback exchange grading gradebook.db

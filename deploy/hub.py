@@ -232,10 +232,15 @@ def write_nbgrader_configs(settings: dict) -> None:
         f"c.CourseDirectory.course_id = {settings['course_id']!r}\n"
         f"c.Exchange.root = {settings['exchange']!r}\n"
         "c.Exchange.path_includes_course = True\n")
-    jupyter = env / "bin" / "jupyter"
+    # What `jupyter server extension disable --sys-prefix` and `jupyter labextension disable
+    # --level=sys_prefix` write, written directly (those commands take minutes on a busy machine).
+    (etc / "jupyter_server_config.d").mkdir(exist_ok=True)
     for extension in STAFF_SERVER_EXTENSIONS:
-        run(jupyter, "server", "extension", "disable", "--sys-prefix", extension)
-    run(jupyter, "labextension", "disable", "--level=sys_prefix", *STAFF_LAB_PLUGINS)
+        (etc / "jupyter_server_config.d" / f"{extension}.json").write_text(json.dumps(
+            {"ServerApp": {"jpserver_extensions": {extension: False}}}, indent=1))
+    (etc / "labconfig").mkdir(exist_ok=True)
+    (etc / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {p: True for p in STAFF_LAB_PLUGINS}}, indent=1))
     (staff / "jupyter_server_config.d").mkdir(parents=True, exist_ok=True)
     (staff / "labconfig").mkdir(exist_ok=True)
     (staff / "nbgrader_config.py").write_text(
@@ -247,6 +252,17 @@ def write_nbgrader_configs(settings: dict) -> None:
         {"ServerApp": {"jpserver_extensions": {e: True for e in STAFF_SERVER_EXTENSIONS}}}, indent=1))
     (staff / "labconfig" / "page_config.json").write_text(json.dumps(
         {"disabledExtensions": {p: False for p in STAFF_LAB_PLUGINS}}, indent=1))
+    # Staff pages made by nbconvert (the Formgrader's, feedback made in a staff terminal) load no
+    # MathJax from a CDN: this macro replaces nbconvert's for staff ($JUPYTER_PATH comes first).
+    # The Formgrader then shows formulas as their LaTeX; feedback pages carry them as MathML.
+    macro = Path(settings["staff_data"]) / "nbconvert" / "templates" / "base" / "mathjax.html.j2"
+    macro.parent.mkdir(parents=True, exist_ok=True)
+    macro.write_text("{#- deploy/hub.py: no MathJax from a CDN on the class server -#}\n"
+                     "{%- macro mathjax(url='') -%}{%- endmacro %}\n")
+    for folder, _, files in os.walk(settings["staff_data"]):
+        Path(folder).chmod(0o755)
+        for name in files:
+            (Path(folder) / name).chmod(0o644)
     overrides = env / "share" / "jupyter" / "lab" / "settings"
     overrides.mkdir(parents=True, exist_ok=True)
     # No news or update checks from the Lab: the class server asks nothing of the internet.
@@ -296,6 +312,7 @@ def cmd_install(args: argparse.Namespace) -> None:
     settings = {
         "prefix": str(prefix), "state": str(state), "env": str(env), "course_dir": str(course_dir),
         "course_id": course, "exchange": str(args.exchange), "staff_config": str(prefix / "staff-config"),
+        "staff_data": str(prefix / "staff-data"),
         "students_group": f"{args.group_prefix or course}-students", "staff_group": f"{args.group_prefix or course}-staff",
         "data": "" if args.no_data else str(prefix / "data"), "ip": args.ip, "port": args.port,
         "hub_port": args.hub_port, "proxy_api_port": args.proxy_api_port, "proxy": str(find_proxy(prefix)),
@@ -328,14 +345,19 @@ def cmd_add_user(args: argparse.Namespace) -> None:
     settings = load_settings(args.prefix)
     group = settings["staff_group" if args.role == "staff" else "students_group"]
     try:
-        pwd.getpwnam(args.name)
+        home = Path(pwd.getpwnam(args.name).pw_dir)
         run("usermod", "--append", "--groups", group, args.name)
         print(f"{args.name}: existing account added to {group}")
+        if home.is_dir() and home.stat().st_mode & 0o077:
+            print(f"{args.name}: WARNING: {home} is open to other accounts, so others can read this user's "
+                  f"notebooks: chmod 700 {home}")
     except KeyError:
         password = sys.stdin.readline().rstrip("\n")
         if not password:
             raise DeployError("give the new account's password on standard input")
-        run("useradd", "--create-home", "--shell", "/bin/bash", "--groups", group, args.name)
+        # A home only its owner can enter: classmates must not read each other's notebooks.
+        run("useradd", "--create-home", "--key", "HOME_MODE=0700", "--shell", "/bin/bash", "--groups", group,
+            args.name)
         run("chpasswd", input=f"{args.name}:{password}\n")
         settings["created_users"] = sorted({*settings["created_users"], args.name})
         save_settings(settings)

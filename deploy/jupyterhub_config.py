@@ -47,7 +47,7 @@ def course_roles(spawner: LocalProcessSpawner) -> None:
         return
     spawner.notebook_dir = SETTINGS["course_dir"]
     spawner.environment = {**spawner.environment, "COURSE_ROOT": SETTINGS["course_dir"],
-                           "JUPYTER_CONFIG_PATH": SETTINGS["staff_config"]}
+                           "JUPYTER_CONFIG_PATH": SETTINGS["staff_config"], "JUPYTER_PATH": SETTINGS["staff_data"]}
 
 
 c.JupyterHub.bind_url = f"http://{SETTINGS['ip']}:{SETTINGS['port']}"
@@ -68,8 +68,12 @@ c.Spawner.default_url = "/lab"
 c.Spawner.environment = {
     "PATH": f"{ENV_BIN}:/usr/local/bin:/usr/bin:/bin",
     "COURSE_EXCHANGE": SETTINGS["exchange"],  # read by the course's nbgrader_config.py
-    "COURSE_DATA": SETTINGS["data"],  # the shared, read-only data cache
+    # The notebooks are sized for a two-core laptop: two threads per kernel keep thirty students'
+    # torch from fighting over every core of the server at once.
+    "OMP_NUM_THREADS": "2",
 }
+if SETTINGS["data"]:
+    c.Spawner.environment["COURSE_DATA"] = SETTINGS["data"]  # the shared, read-only data cache
 c.Spawner.pre_spawn_hook = course_roles
 # A busy two-core machine can take a minute to start a JupyterLab.
 c.Spawner.start_timeout = 300
