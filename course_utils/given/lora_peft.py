@@ -2,13 +2,13 @@
 
 What students write (the LoRA layer, putting it into the encoder, the count of
 its parameters) stays in the notebook; nothing here is a low-rank layer or
-replaces one. The data, batches and the shipped MiniLM come from
+replaces one. The classification model itself (a linear head on the pooled
+output, as students wrote it in ``bert_finetuning``) is a read-only cell of the
+notebook, not given code here, so that no assignment's answer can be imported. The data, batches and the shipped MiniLM come from
 :mod:`course_utils.text`, shared with the other text assignments, and are
 re-exported so the notebook reads everything as ``given.<name>``. This module adds:
 
-- :class:`SentenceClassifier`: a linear head on the encoder's pooled ``[CLS]``
-  output, and :class:`SoftPromptClassifier`: the same with trainable vectors
-  placed in front of every input;
+- :class:`SoftPrompt`: trainable vectors placed in front of every input;
 - :func:`fine_tune`: the training recipe every method shares (AdamW, linear
   warmup and decay), which also times its epochs and measures its memory;
 - :func:`training_memory`: the bytes a training step holds (weights, gradients,
@@ -37,81 +37,36 @@ from course_utils.text import (CLASSES, SHIPPED_CHECKPOINT, Corpus, Encoded,  # 
                                rotten_tomatoes, stratified_split, tiny_encoder, training_batches)
 from course_utils.training import train_loop
 
-# ---------------------------------------------------------------- models
+# ---------------------------------------------------------------- the soft prompt
 
 
-class SentenceClassifier(nn.Module):
-    """An encoder and a linear head on its pooled ``[CLS]`` output (``pooler_output``), as in the
-    ``bert_finetuning`` assignment: dropout, then one linear layer to ``num_classes`` logits.
+class SoftPrompt(nn.Module):
+    """``n_prompt`` trainable vectors in the space of an encoder's word embeddings, put right after
+    ``[CLS]`` in every input: ``[CLS] p_1 … p_k w_1 … w_n [SEP]``.
 
-    ``forward(input_ids, attention_mask, labels=None)`` returns ``(logits,)``, or
-    ``(logits, loss)`` with the mean cross-entropy when labels are given.
+    ``forward(word_vectors, attention_mask)`` takes the word embeddings of a batch,
+    ``(batch, tokens, hidden)``, and its mask, and returns both with the prompt inserted,
+    ``(batch, k + tokens, hidden)`` and ``(batch, k + tokens)``: pass them to the encoder as
+    ``inputs_embeds`` and ``attention_mask``. The encoder then adds its position embeddings as
+    for any token, so the words move ``k`` positions to the right; ``[CLS]`` stays first, where
+    the pooler reads. The vectors start as the embeddings of ``n_prompt`` random vocabulary
+    words (seeded), the usual initialisation, which keeps them at the scale the encoder expects.
     """
 
-    def __init__(self, encoder: nn.Module, num_classes: int = len(CLASSES), dropout: float = 0.1) -> None:
+    def __init__(self, word_embeddings: nn.Embedding, n_prompt: int, seed: int = 0) -> None:
         super().__init__()
-        self.encoder = encoder
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(encoder.config.hidden_size, num_classes)
-
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, **_: torch.Tensor):
-        logits = self.classifier(self.dropout(self.features(input_ids, attention_mask)))
-        if labels is None:
-            return (logits,)
-        return logits, nn.functional.cross_entropy(logits, labels)
-
-
-class SoftPromptClassifier(SentenceClassifier):
-    """A frozen encoder whose input gets ``n_prompt`` trainable vectors, and a linear head.
-
-    The prompt vectors live in the space of the word embeddings (384 numbers
-    each for MiniLM) and sit right after ``[CLS]``: ``[CLS] p_1 … p_k w_1 … w_n [SEP]``.
-    The encoder adds its position embeddings as for any token, so the words move
-    ``k`` positions to the right; ``[CLS]`` stays first, where the pooler reads.
-    The vectors start as the embeddings of ``n_prompt`` random vocabulary words
-    (seeded), the usual initialisation, which keeps them at the scale the
-    encoder expects. Only ``prompt`` and the head train: the encoder is frozen here.
-    """
-
-    def __init__(self, encoder: nn.Module, n_prompt: int, num_classes: int = len(CLASSES),
-                 dropout: float = 0.1, seed: int = 0) -> None:
-        super().__init__(encoder, num_classes, dropout)
-        freeze(self.encoder)
-        table = encoder.get_input_embeddings().weight
-        generator = torch.Generator().manual_seed(seed)
+        if n_prompt < 1:
+            raise ValueError("a soft prompt has at least one vector")
+        table = word_embeddings.weight
         low = 1000 if table.shape[0] > 2000 else 1  # BERT's first 1,000 ids are [PAD], [unused..], [CLS], ...
-        words = torch.randint(low, table.shape[0], (n_prompt,), generator=generator)
-        self.prompt = nn.Parameter(table[words].detach().clone())
+        words = torch.randint(low, table.shape[0], (n_prompt,), generator=torch.Generator().manual_seed(seed))
+        self.vectors = nn.Parameter(table[words].detach().clone())
 
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        words = self.encoder.get_input_embeddings()(input_ids)
-        batch, k = input_ids.shape[0], self.prompt.shape[0]
-        embeds = torch.cat([words[:, :1], self.prompt.expand(batch, k, -1), words[:, 1:]], dim=1)
+    def forward(self, word_vectors: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, k = word_vectors.shape[0], self.vectors.shape[0]
+        embeds = torch.cat([word_vectors[:, :1], self.vectors.expand(batch, k, -1), word_vectors[:, 1:]], dim=1)
         mask = torch.cat([attention_mask[:, :1], attention_mask.new_ones(batch, k), attention_mask[:, 1:]], dim=1)
-        return self.encoder(inputs_embeds=embeds, attention_mask=mask).pooler_output
-
-
-def freeze(module: nn.Module) -> nn.Module:
-    """Every parameter of ``module`` stops training (``requires_grad = False``); returns it."""
-    for p in module.parameters():
-        p.requires_grad_(False)
-    return module
-
-
-def count_trainable(model: nn.Module) -> int:
-    """How many numbers the optimizer updates."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def count_all(model: nn.Module) -> int:
-    """How many numbers the model holds, trainable or not."""
-    return sum(p.numel() for p in model.parameters())
+        return embeds, mask
 
 
 # ---------------------------------------------------------------- memory
@@ -198,22 +153,28 @@ def longest_batch(encoded: Encoded, batch_size: int) -> dict[str, torch.Tensor]:
 
 def fine_tune(model: nn.Module, lr: float, train_set: Encoded, val_batches: Sequence[dict], *, epochs: int,
               batch_size: int = 32, warmup: float = 0.1, seed: int = 0, desc: str = "training",
-              every_epoch: bool = False) -> dict:
+              lr_by_prefix: Mapping[str, float] | None = None, every_epoch: bool = False) -> dict:
     """Train the parameters of ``model`` that require gradients: ``epochs`` epochs of AdamW (fused)
     at peak learning rate ``lr``, rising linearly from 0 over the first ``warmup`` share of the
     steps, then falling linearly to 0 (the recipe of the ``bert_finetuning`` assignment).
+    ``lr_by_prefix`` gives some parameters their own peak rate, by the start of their name
+    (``{"classifier.": 1e-3}``: the head at 1e-3, everything else at ``lr``).
 
     The batches are the same for every model with the same ``seed``. Returns the
     ``train_loop`` history plus ``epoch_loss`` (mean training loss of each epoch),
     ``val_acc`` (after the last epoch, or after each one with ``every_epoch``), ``val_probs`` (class probabilities on the validation
     set at the end), ``sec_per_epoch`` (training only, evaluation excluded),
-    ``memory`` (:func:`training_memory` on the longest batch) and ``trainable``.
+    and ``memory`` (:func:`training_memory` on the longest batch).
     """
     from transformers import get_linear_schedule_with_warmup
 
     memory = training_memory(model, longest_batch(train_set, batch_size), lr)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, fused=True)
+    groups: dict[float, list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            rate = next((r for prefix, r in (lr_by_prefix or {}).items() if name.startswith(prefix)), lr)
+            groups.setdefault(rate, []).append(p)
+    optimizer = torch.optim.AdamW([{"params": ps, "lr": rate} for rate, ps in groups.items()], lr=lr, fused=True)
     steps_per_epoch = math.ceil(len(train_set) / batch_size)
     n_steps = epochs * steps_per_epoch
     schedule = get_linear_schedule_with_warmup(optimizer, round(warmup * n_steps), n_steps)
@@ -244,7 +205,6 @@ def fine_tune(model: nn.Module, lr: float, train_set: Encoded, val_batches: Sequ
     history["sec_per_epoch"] = (history["seconds"][0] - sum(eval_seconds)) / epochs
     history["val_probs"] = last_probs[0]
     history["memory"] = memory
-    history["trainable"] = count_trainable(model)
     accuracy = " → ".join(f"{a:.1%}" for a in history["val_acc"])
     print(f"{desc}: validation accuracy {accuracy}{' (epoch by epoch)' if every_epoch else ''}, training loss "
           f"{' → '.join(f'{x:.3f}' for x in history['epoch_loss'])} (epoch by epoch); "
