@@ -379,26 +379,54 @@ packages = ["course_utils", "course_utils.given"]
 # ----------------------------------------------------------------------------- leak search
 
 
-def secret_lines(course: Course) -> dict[str, str]:
-    """Every distinctive line of the source notebooks' solution regions, hidden tests and mark schemes
-    (see :func:`distinctive`), with where it comes from, and nbgrader's markers themselves."""
-    regions: dict[str, str] = {}
+@dataclass(frozen=True)
+class Secret:
+    """One solution region, hidden test or mark scheme of a source notebook: its distinctive lines, in order."""
+
+    where: str  # "nmt/decoder_only (solution)"
+    lines: tuple[str, ...]
+
+
+def secrets(course: Course) -> list[Secret]:
+    """Every solution region, hidden test and mark scheme of the course's source notebooks, each with
+    its distinctive lines (:func:`distinctive`, and not shown to students anyway: not in the
+    notebooks outside those regions, not in the core of ``course_utils``); plus nbgrader's markers."""
+    found: list[tuple[str, list[str]]] = []
     visible: list[str] = []
     for name in assignments.available(course):
         nb = nbformat.read(course.source_notebook(name), as_version=4)
         for index, cell in enumerate(nb.cells):
-            hidden = {line.strip(): kind for kind in SECRET_KINDS
-                      for line in assignments.marked_regions(cell.source, kind)}
+            hidden: set[str] = set()
+            for kind in SECRET_KINDS:
+                for region in marked_blocks(cell.source, kind):
+                    found.append((f"{name}/{assignments.grade_id(cell, index)} ({kind})", region))
+                    hidden |= set(region)
             visible.append("\n".join(line for line in cell.source.splitlines() if line.strip() not in hidden))
-            for line, kind in hidden.items():
-                regions.setdefault(line, f"{name}/{assignments.grade_id(cell, index)} ({kind})")
     shown = "\n".join(visible) + "\n" + _core_source()
-    markers = {m: "an nbgrader marker" for pair in assignments.MARKERS.values() for m in pair}
-    return markers | {line: where for line, where in regions.items() if distinctive(line) and line not in shown}
+    markers = [Secret("an nbgrader marker", (m,)) for pair in assignments.MARKERS.values() for m in pair]
+    return markers + [Secret(where, tuple(line for line in region if distinctive(line) and line not in shown))
+                      for where, region in found]
+
+
+def marked_blocks(source: str, kind: str) -> list[list[str]]:
+    """Each region between a pair of nbgrader markers of ``kind``, as its stripped non-blank lines."""
+    begin, end = assignments.MARKERS[kind]
+    blocks: list[list[str]] = []
+    inside = False
+    for line in source.splitlines():
+        if begin in line:
+            inside = True
+            blocks.append([])
+        elif end in line:
+            inside = False
+        elif inside and line.strip():
+            blocks[-1].append(line.strip())
+    return blocks
 
 
 _BARE = re.compile(r"^(return|yield|raise|pass|break|continue)?\s*[\w.,\s]*$")
 _SUB_MARKER = re.compile(r"^#+\s*(BEGIN|END)\b")
+NEAR = 3  # two lines of a region count as together in a file when at most this many lines apart
 
 
 def distinctive(line: str) -> bool:
@@ -406,8 +434,7 @@ def distinctive(line: str) -> bool:
 
     Not: short lines; lines of bare names (``return out``, ``return inputs, targets``); marker
     lines of blocks inside a hidden test (``### BEGIN REFERENCE``). Lines that students see
-    anyway (in the notebook outside those regions, or in the core of ``course_utils``) are
-    left out by :func:`secret_lines`.
+    anyway are left out by :func:`secrets`.
     """
     return len(line) >= MIN_SECRET_LENGTH and not _BARE.match(line) and not _SUB_MARKER.match(line)
 
@@ -419,11 +446,27 @@ def _core_source() -> str:
     return "\n".join(p.read_text() for p in sorted(package.glob("*.py")))
 
 
+def leaked(secret: Secret, text: str) -> bool:
+    """Whether ``text`` reproduces a region: all of its distinctive lines, or two consecutive ones
+    together (at most :data:`NEAR` lines apart, in order). One line alone is not enough when the
+    region has more: ``t = x.shape[1]`` or ``if labels is None:`` turn up in any code."""
+    present = [line for line in secret.lines if line in text]
+    if not present:
+        return False
+    if len(present) == len(secret.lines):
+        return True
+    rows = [row for row in text.splitlines() if row.strip()]
+    at = {line: [i for i, row in enumerate(rows) if line in row] for line in present}
+    return any(i < j <= i + NEAR for a, b in zip(secret.lines, secret.lines[1:]) if a in at and b in at
+               for i in at[a] for j in at[b])
+
+
 def kit_leaks(root: Path, course: Course | None = None) -> list[str]:
-    """Every file of the kit that holds a secret line (see :func:`secret_lines`), and anything that
-    should never be in a kit at all (source notebooks, mutants, grading code, gradebooks)."""
+    """Every file of the kit that reproduces a solution region, hidden test or mark scheme (see
+    :func:`leaked`), and anything that should never be in a kit at all (source notebooks, mutants,
+    grading code, gradebooks)."""
     course = course or Course.current()
-    secrets = secret_lines(course)
+    regions = [s for s in secrets(course) if s.lines]
     problems = []
     for path in sorted(p for p in root.rglob("*") if p.is_file() and ".git" not in p.relative_to(root).parts):
         rel = path.relative_to(root)
@@ -432,9 +475,8 @@ def kit_leaks(root: Path, course: Course | None = None) -> list[str]:
             problems.append(f"{rel}: an instructors' file")
             continue
         text = _searchable_text(path)
-        for secret, where in secrets.items():
-            if secret in text:
-                problems.append(f"{rel}: holds {where}: {secret[:80]!r}")
+        problems += [f"{rel}: holds {s.where}: {next(line for line in s.lines if line in text)[:80]!r}"
+                     for s in regions if leaked(s, text)]
     return problems
 
 
