@@ -6,8 +6,9 @@
 Every submission is the assignment's solution, so each grading does the full
 work (all cells run, all tests pass). Prints submissions graded per minute
 with 1 and 2 workers, the speed-up, the overhead per submission of the
-sandbox, crash handling and tamper probe against plain ``nbgrader
-autograde`` (one after another, as nbgrader does), and the projected wall
+sandbox, crash handling and judging outside the kernel against stock
+``nbgrader autograde`` (one after another, as nbgrader does; reference values
+and the gradebook entry made beforehand, as ``course release`` does), and the projected wall
 time of 7,000 notebooks on a 32-worker cluster. A script that prints
 figures, not a timed test: the machine's load is printed beside them.
 """
@@ -25,18 +26,33 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def plain_nbgrader(assignment: str, students: list[str]) -> float:
-    """Seconds per submission of nbgrader's own autograde, one after another (its only mode)."""
+    """Seconds per submission of stock nbgrader autograde (its own Execute, no sandbox, no judging),
+    one after another (its only mode)."""
     from nbgrader.apps import NbGraderAPI
+    from nbgrader.converters import Autograde
     from nbgrader.coursedir import CourseDirectory
 
     from course_tools.config import load_config
 
     config = load_config()
+    config.Autograde.autograde_preprocessors = Autograde.class_traits()["autograde_preprocessors"].default_value
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
     start = time.monotonic()
     for student in students:
         assert api.autograde(assignment, student, force=True, create=True)["success"]
     return (time.monotonic() - start) / len(students)
+
+
+def prepare(assignment: str) -> None:
+    """What `course release` does once per assignment before any grading: the gradebook entry
+    each task carries and the solution's reference values (kept between runs)."""
+    from course_tools.grading import reference
+    from course_tools.grading.coordinator import make_kit
+    from course_tools.grading.job import Settings
+    from course_tools.layout import Course
+
+    course = Course.current()
+    reference.ensure(course, make_kit(course, assignment), Settings())
 
 
 def ours(assignment: str, workers: int) -> tuple[float, int]:
@@ -69,6 +85,7 @@ def main() -> int:
         plain = plain_nbgrader(args.assignment, students)
         print(f"  plain nbgrader autograde, one after another: {plain:6.1f} s per submission "
               f"({60 / plain:5.1f} per minute)", flush=True)
+        prepare(args.assignment)
         rate = {}
         for workers in (1, 2):
             seconds, graded = ours(args.assignment, workers)
@@ -79,7 +96,7 @@ def main() -> int:
         per_sub_one = 60 / rate[1]
         speedup = rate[2] / rate[1]
         print(f"  speed-up 2 workers / 1 worker:  {speedup:.2f}x (2 cores)")
-        print(f"  overhead per submission against plain nbgrader (sandbox, crash handling, probe, "
+        print(f"  overhead per submission against plain nbgrader (sandbox, crash handling, judging, "
               f"worker start-up): {per_sub_one - plain:+.1f} s")
         efficiency = speedup / 2
         hours = 7000 * per_sub_one / (32 * efficiency) / 3600

@@ -310,9 +310,11 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     from course_tools.grading.feedback_page import waiting_for_grading
 
     course = Course.current()
-    made, notes = feedback(course, args.assignment, provisional=args.provisional)
+    made, notes, failed = feedback(course, args.assignment, provisional=args.provisional)
     print(f"feedback/: {made} feedback files, {notes} not-graded notes; "
           f"`nbgrader release_feedback {args.assignment}` hands them out")
+    for student, why in sorted(failed.items()):
+        print(f"  no feedback for {student}: {why}")
     waiting = waiting_for_grading(course, args.assignment)
     if waiting and args.provisional:
         print(f"{len(waiting)} of them marked provisional at the top: answers still wait for a person")
@@ -322,7 +324,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         for student, cells in sorted(waiting.items()):
             print(f"  {student}: {', '.join(cells)}")
         return 1
-    return 0
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from traitlets import Bool
 from course_tools.assignments import is_test_cell
 from course_tools.testcells import visible_part
 from course_tools.grading.export import rows
+from course_tools.grading.job import explain
 from course_tools.grading.feedback_page import drop_mathjax_script, waiting_for_grading
 from course_tools.grading.status import NO_SUBMISSION, NOT_GRADED
 from course_tools.layout import Course
@@ -53,13 +54,14 @@ class HideTestTracebacks(Preprocessor):
         return cell, resources
 
 
-def feedback(course: Course, assignment: str, provisional: bool = False) -> tuple[int, int]:
+def feedback(course: Course, assignment: str, provisional: bool = False) -> tuple[int, int, dict[str, str]]:
     """nbgrader's feedback for every graded submission; the not-graded ones keep their note.
 
     A submission with answers still waiting for a person's grade gets none, unless ``provisional``
-    (its page then says so at the top); ``waiting_for_grading`` lists them.
+    (its page then says so at the top); ``waiting_for_grading`` lists them. A submission whose
+    feedback fails is listed with the reason and the others go on.
 
-    Returns (feedback files made, not-graded notes in place).
+    Returns (feedback files made, not-graded notes in place, {student: why its feedback failed}).
     """
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
@@ -67,6 +69,7 @@ def feedback(course: Course, assignment: str, provisional: bool = False) -> tupl
     config = course.nbgrader_config
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
     made = notes = 0
+    failed: dict[str, str] = {}
     waiting = waiting_for_grading(course, assignment)
     for row in rows(course, [assignment]):
         student = row["student"]
@@ -75,10 +78,15 @@ def feedback(course: Course, assignment: str, provisional: bool = False) -> tupl
             continue
         if row["status"] == NO_SUBMISSION or (student in waiting and not provisional):
             continue
-        result = api.generate_feedback(assignment, student, force=True)
-        if not result["success"]:
-            raise RuntimeError(f"feedback for {student} failed: {result.get('error') or result.get('log')}")
-        for page in course.feedback(student, assignment).glob("*.html"):
-            drop_mathjax_script(page)
+        try:
+            result = api.generate_feedback(assignment, student, force=True)
+            if not result["success"]:
+                failed[student] = explain(str(result.get("log") or "") + "\n" + str(result.get("error") or ""))
+                continue
+            for page in course.feedback(student, assignment).glob("*.html"):
+                drop_mathjax_script(page)
+        except Exception as exc:  # noqa: BLE001 (one student's page never stops the others)
+            failed[student] = f"{type(exc).__name__}: {exc}"
+            continue
         made += 1
-    return made, notes
+    return made, notes, failed
