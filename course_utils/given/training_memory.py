@@ -165,7 +165,8 @@ def measure_training_memory(model: nn.Module, optimizer: torch.optim.Optimizer, 
 # ---------------------------------------------------------------- models and data
 
 
-def mlp(dims: Sequence[int], activation: str = "gelu", *, batch_norm: bool = False, seed: int | None = 0) -> nn.Sequential:
+def mlp(dims: Sequence[int], activation: str = "gelu", *, batch_norm: bool = False,
+        seed: int | None = 0) -> nn.Sequential:
     """Linear layers of widths ``dims`` (``dims[0]`` in, ``dims[-1]`` out), an activation
     ("relu" or "gelu") between them, none after the last; optionally BatchNorm1d before each activation."""
     if activation not in ("relu", "gelu"):
