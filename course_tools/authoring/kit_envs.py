@@ -68,11 +68,23 @@ def status(version: str, root: Path | None = None) -> str:
 
 
 def find_python(version: str) -> str | None:
-    """``python3.12`` on PATH, not counting the folder of this Python's own venv (a venv made from
-    a venv's interpreter works, but the base Python is what students have)."""
+    """An interpreter of Python ``version`` that runs: ``python3.12`` on PATH (not counting this
+    Python's own venv: the base Python is what students have), else pyenv's installed versions
+    (its shims on PATH answer only for the versions pyenv has selected)."""
     own = str(Path(sys.executable).parent)
     path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != own)
-    return shutil.which(f"python{version}", path=path)
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates = [shutil.which(f"python{version}", path=path)]
+    candidates += [str(p) for p in sorted(pyenv.glob(f"versions/{version}*/bin/python{version}"), reverse=True)]
+    for candidate in filter(None, candidates):
+        try:
+            done = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                  capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if done.returncode == 0 and done.stdout.strip() == version:
+            return candidate
+    return None
 
 
 def build(version: str, root: Path, spec: Path) -> str:
