@@ -16,13 +16,16 @@ What `install` sets up (PREFIX defaults to /opt/dl-course-hub):
 - PREFIX/env: a Python environment every user can run, with the course (the `course` command and
   the `course_utils` package notebooks import), nbgrader, JupyterLab and JupyterHub, installed
   from this checkout with its pinned versions (`--env` points elsewhere).
-- Unix groups `<course>-students` and `<course>-staff` (the hub admits members of either).
+- PREFIX/data: every dataset, cached once for all accounts, read-only (`--no-data`: none).
+- Unix groups `<course>-students` and `<course>-staff` (the hub admits members of either);
+  new accounts get homes only their owner can enter.
 - The exchange (default /srv/nbgrader/exchange): 1777, as nbgrader requires it world-writable, with
   `<course>/` made by root for the staff group, so no student can take the course's name first.
 - The course folder: group `<course>-staff`, setgid, no access for anyone else.
 - nbgrader for everyone (PREFIX/env/etc/jupyter/nbgrader_config.py: course id and exchange),
   with the Formgrader and the course list turned off; PREFIX/staff-config turns them on for
-  staff and loads the course folder's own nbgrader_config.py.
+  staff and loads the course folder's own nbgrader_config.py; PREFIX/staff-data keeps staff
+  pages (the Formgrader's) from loading MathJax off the machine.
 - PREFIX/state: JupyterHub's configuration (deploy/jupyterhub_config.py), database, cookie
   secret, log and pid files; configurable-http-proxy from npm if it is not on PATH.
 """

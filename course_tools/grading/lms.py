@@ -315,7 +315,9 @@ def _moodle(assignment: str, lines: list[tuple[dict, str]], max_score: object, c
     return out.getvalue()
 
 
-def print_export_summary(result: LmsExport, lms: str, out: TextIO = sys.stderr) -> None:
+def print_export_summary(result: LmsExport, lms: str, out: TextIO | None = None) -> None:
+    """What the grade file holds, and every row left empty with its reason (on standard error)."""
+    out = out or sys.stderr
     print(f"{result.sent} grades for {lms}", file=out)
     if result.withheld:
         print(f"{len(result.withheld)} left empty (not a final grade; the LMS keeps what it has):", file=out)
