@@ -137,7 +137,11 @@ def idle_lab_cost() -> Cost:
             sampler.stop()
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
     return Cost("(idle JupyterLab)", time.perf_counter() - start, sampler.cpu, sampler.peak_rss, sampler.peak_pss)
 
 
@@ -167,7 +171,11 @@ def main() -> int:
     print(lab.line(), flush=True)
     costs = []
     for name in names:
-        costs.append(notebook_cost(name, args.fast))
+        try:
+            costs.append(notebook_cost(name, args.fast))
+        except Exception as exc:  # noqa: BLE001 (a dead kernel or a failing cell: say so, measure the rest)
+            print(f"{name:<22}not measured: {exc.__class__.__name__}: {str(exc).strip()[-200:]}", flush=True)
+            continue
         print(costs[-1].line(), flush=True)
     if args.server:
         print("\n".join(capacity(costs, lab, int(args.server[0]), args.server[1])))
