@@ -21,14 +21,15 @@ from course_tools import cli
 WHEN = (2026, 11, 20, 14, 30, 0)  # an LMS stamps each file with its upload time
 
 
-def _notebook(root: Path, solved: bool) -> str:
-    """The toy assignment as a student hands it in: the solution, or the blank release."""
+def _notebook(root: Path, solved: bool, written: str = "") -> str:
+    """The toy assignment as a student hands it in: the solution, or the blank release with
+    (if ``written``) an answer to the written question, which a person must then grade."""
     nb = nbformat.read(root / "notebooks" / "toy" / "toy.ipynb", as_version=4)
     if not solved:
         for cell in nb.cells:
             if cell.metadata.get("nbgrader", {}).get("solution"):
                 cell.source = "# YOUR CODE HERE\nraise NotImplementedError()" if cell.cell_type == "code" \
-                    else "YOUR ANSWER HERE"
+                    else written or "YOUR ANSWER HERE"
     return nbformat.writes(nb)
 
 
@@ -134,7 +135,7 @@ def test_lms_grade_file_leaves_unfinished_grades_empty(lms: str, toy_course: Pat
                         "Bob Smith_23456_assignsubmission_file_toy.ipynb",
                         "Ann Lee_34567_assignsubmission_file_toy.ipynb")}[lms]
     archive = _zip(tmp_path / "all.zip", {names[0]: _notebook(toy_course, solved=True),
-                                          names[1]: _notebook(toy_course, solved=False),
+                                          names[1]: _notebook(toy_course, solved=False, written="Squares grow."),
                                           names[2]: '{"cells": [ not json'})
     assert cli.main(["collect-zip", "toy", str(archive)]) == 0
     jane, bob, ann = ("doejane", "smithbob", "leeann") if lms == "canvas" else ("jane-doe", "bob-smith", "ann-lee")

@@ -1,0 +1,78 @@
+"""Feedback that does not mislead: none (or a provisional banner) while written answers wait,
+and formulas drawn as MathML so that pages need neither MathJax nor the network."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_tools import cli
+from course_tools.grading.feedback_page import drop_mathjax_script, markdown_math_to_mathml
+
+FORMULA = r"The mean square is $\frac{1}{n}\sum_{i=1}^{n} x_i^2$."
+
+
+def test_formulas_become_mathml_and_code_stays_code() -> None:
+    text = markdown_math_to_mathml(FORMULA + "\n\n$$\\mathbb{E}[x] = \\mu$$\n\nIn code: `cost = $5`, and \\$3.")
+    assert text.count("<math") == 2 and 'display="block"' in text and "\\frac" not in text
+    assert "`cost = $5`" in text and "\\$3" in text  # a code span and an escaped dollar are not math
+    assert "\n" not in text.split("<math")[1].split("</math>")[0]  # one line: markdown cannot split it
+
+
+def test_a_formula_the_converter_cannot_read_shows_as_its_source() -> None:
+    assert markdown_math_to_mathml(r"$\begin{nonsense}x$") == r"<code>\begin{nonsense}x</code>"
+
+
+def test_mathjax_script_is_dropped(tmp_path: Path) -> None:
+    page = tmp_path / "toy.html"
+    page.write_text('<head><!-- Load mathjax -->\n<script src="https://cdnjs.cloudflare.com/x.js"></script>\n'
+                    '<!-- End of mathjax configuration --></head><body><math></math></body>')
+    drop_mathjax_script(page)
+    assert "cdnjs" not in page.read_text() and "<math></math>" in page.read_text()
+
+
+def _submit(root: Path, student: str, nb: nbformat.NotebookNode) -> None:
+    folder = root / "submitted" / student / "toy"
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / "toy.ipynb")
+    (folder / "timestamp.txt").write_text(datetime(2026, 11, 20, tzinfo=timezone.utc).strftime(
+        "%Y-%m-%d %H:%M:%S.%f UTC"))
+
+
+@pytest.mark.slow
+def test_feedback_waits_for_written_answers(toy_course: Path, capsys: pytest.CaptureFixture) -> None:
+    source = toy_course / "notebooks" / "toy" / "toy.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(FORMULA))
+    nbformat.write(nb, source)
+    assert cli.main(["release", "toy"]) == 0
+    answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "why_negative")
+    answer.source = "Same signs multiply to a positive number."  # a written answer a person must grade
+    _submit(toy_course, "alice", nb)
+    assert cli.main(["autograde", "toy", "--workers", "1"]) == 0
+    capsys.readouterr()
+
+    assert cli.main(["feedback", "toy"]) == 1  # refused: the written answer waits
+    out = capsys.readouterr().out
+    assert "no feedback for 1 submissions whose grading is unfinished" in out and "alice: why_negative" in out
+    assert not (toy_course / "feedback" / "alice").exists()
+
+    assert cli.main(["feedback", "toy", "--provisional"]) == 0
+    html = (toy_course / "feedback" / "alice" / "toy" / "toy.html").read_text()
+    assert "Provisional feedback: grading is not finished" in html
+    assert "Not graded yet: the score shown for this answer is not final." in html
+    assert "<math" in html and "\\frac" not in html and "cdnjs" not in html and "MathJax" not in html
+    shutil.rmtree(toy_course / "feedback")
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{toy_course / 'gradebook.db'}") as gb:  # what the Formgrader does
+        gb.find_grade("why_negative", "toy", "toy", "alice").manual_score = 1
+        gb.db.commit()
+    assert cli.main(["feedback", "toy"]) == 0
+    html = (toy_course / "feedback" / "alice" / "toy" / "toy.html").read_text()
+    assert "Provisional" not in html and "Not graded yet" not in html
