@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.repro import one_thread
 from course_utils.training import train_loop
 
 # ---------------------------------------------------------------- part 1: a cell to measure
@@ -94,7 +95,9 @@ def singular_value_curve(cell: ElmanCell, jacobian_fn: JacobianFn, singular_valu
     """
     h = cell.warm_state(seed)
     xs = cell.driving_inputs(max(steps), seed)
-    return np.asarray([float(singular_value_fn(jacobian_fn(cell, h, xs[:n]).detach())) for n in steps], dtype=float)
+    with one_thread():  # tiny matrices: a second thread only waits, and on a busy machine waits long
+        return np.asarray([float(singular_value_fn(jacobian_fn(cell, h, xs[:n]).detach())) for n in steps],
+                          dtype=float)
 
 
 def plot_singular_values(curves: Mapping[str, tuple[Sequence[int], Sequence[float], Sequence[float]]], *,
@@ -242,9 +245,10 @@ def input_gradient_norms(model: MemoryModel, x: torch.Tensor, y: torch.Tensor) -
     import copy
 
     twin = copy.deepcopy(model).double()
-    e = twin.embed(x).detach().requires_grad_(True)
-    loss = F.cross_entropy(twin.forward_embedded(e), y, reduction="sum")  # each sequence's own gradient
-    (grad,) = torch.autograd.grad(loss, e)
+    with one_thread():
+        e = twin.embed(x).detach().requires_grad_(True)
+        loss = F.cross_entropy(twin.forward_embedded(e), y, reduction="sum")  # each sequence's own gradient
+        (grad,) = torch.autograd.grad(loss, e)
     return grad.norm(dim=-1).mean(dim=0).numpy()
 
 
@@ -285,8 +289,11 @@ def train_memory_task(model: MemoryModel, T: int, n_steps: int, *, lr: float = 3
         return {"loss": loss.item(), "accuracy": (logits.argmax(-1) == y).float().mean().item(),
                 "grad_norm": float(norm)}
 
-    return train_loop(step, memory_batches(batch_size, T, seed), n_steps, desc=desc,
-                      evaluate=lambda: {"accuracy": accuracy(model, x_val, y_val)}, eval_every=eval_every)
+    # One thread: for a network this small a second thread gains nothing and, on a busy two-core
+    # machine, made a step over ten times slower.
+    with one_thread():
+        return train_loop(step, memory_batches(batch_size, T, seed), n_steps, desc=desc,
+                          evaluate=lambda: {"accuracy": accuracy(model, x_val, y_val)}, eval_every=eval_every)
 
 
 def plot_accuracy(histories: Mapping[str, Mapping[str, list[float]]], *, ax=None, title: str | None = None):
