@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and every process it has started and waited for (kernels, workers):
+    what a grading costs, whatever else the machine is doing."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def plain_nbgrader(assignment: str, students: list[str]) -> float:
@@ -82,17 +90,21 @@ def main() -> int:
     try:
         print(f"{args.assignment}: {len(students)} submissions (the solution), FAST mode, "
               f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
+        cpu = cpu_seconds()
         plain = plain_nbgrader(args.assignment, students)
+        cpu, plain_cpu = cpu_seconds(), (cpu_seconds() - cpu) / len(students)
         print(f"  plain nbgrader autograde, one after another: {plain:6.1f} s per submission "
-              f"({60 / plain:5.1f} per minute)", flush=True)
+              f"({60 / plain:5.1f} per minute; {plain_cpu:.1f} CPU-s each)", flush=True)
         prepare(args.assignment)
         rate = {}
         for workers in (1, 2):
+            cpu = cpu_seconds()
             seconds, graded = ours(args.assignment, workers)
             rate[workers] = graded / seconds * 60
             print(f"  course autograde, {workers} worker{'s' if workers > 1 else ' '}:           "
                   f"{seconds / graded:6.1f} s per submission ({rate[workers]:5.1f} per minute, "
-                  f"{graded}/{len(students)} graded; load {os.getloadavg()[0]:.1f})", flush=True)
+                  f"{graded}/{len(students)} graded; {(cpu_seconds() - cpu) / graded:.1f} CPU-s each; "
+                  f"load {os.getloadavg()[0]:.1f})", flush=True)
         per_sub_one = 60 / rate[1]
         speedup = rate[2] / rate[1]
         print(f"  speed-up 2 workers / 1 worker:  {speedup:.2f}x (2 cores)")

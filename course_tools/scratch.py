@@ -84,13 +84,14 @@ class ScratchCourse:
         return folder
 
     def grade(self, variants: dict[str, nbformat.NotebookNode], fast: bool = True,
-              workers: int | None = None) -> Graded:
+              workers: int | None = None, judge_only: dict[str, tuple[str, ...]] | None = None) -> Graded:
         """Grade notebooks as the real grader does (sandbox, judge, reference), the variants in parallel.
 
         The source notebook runs first, in a clean kernel, to make the reference values
         (a solution that fails its own hidden tests is reported in ``Graded.setup_error``);
         then every variant, ``{student: notebook}``, is judged against them on one pool of
-        local workers. Nothing is written to a gradebook.
+        local workers. ``judge_only`` names, for some variants, the only test cells that matter:
+        those variants stop after the last of them. Nothing is written to a gradebook.
         """
         import os
 
@@ -107,7 +108,8 @@ class ScratchCourse:
         except reference.GradingSetupError as exc:
             graded.setup_error = str(exc)
             return graded
-        subs = [Submission(student, {f"{self.assignment}.ipynb": nbformat.writes(nb).encode()})
+        subs = [Submission(student, {f"{self.assignment}.ipynb": nbformat.writes(nb).encode()},
+                           judge_only=tuple((judge_only or {}).get(student, ())))
                 for student, nb in variants.items()]
         for outcome in run_pool(kit, subs, settings, workers or os.cpu_count() or 1, None, progress=False):
             graded.outcomes[outcome.student] = outcome

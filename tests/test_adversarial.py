@@ -9,6 +9,7 @@ the kernel. Wrong answers come with the attack, so any point they earn is unearn
 from __future__ import annotations
 
 import csv
+import json
 import io
 import os
 from pathlib import Path
@@ -208,3 +209,35 @@ def test_a_class_of_attacks(toy_course: Path, capsys: pytest.CaptureFixture) -> 
     for student, row in table.items():
         if row["status"] == "not graded":
             assert row["score"] == "" and row["reason"], student
+
+
+# ---------------------------------------------------------------- 7. one worker, one submission after another
+
+PLANT = ("import os, subprocess, time\nopen('/tmp/planted', 'w').write('x')\nopen('planted', 'w').write('x')\n"
+         "subprocess.Popen(['sleep', '600'], start_new_session=True)\n"
+         "for _ in range(20):\n    if os.fork() == 0:\n        os.execvp('sleep', ['sleep', '600'])\n")
+HARVEST = ("import os\n_seen = [p for p in ('/tmp/planted', 'planted') if os.path.exists(p)]\n"
+           "_seen += [l for l in os.popen('ps -eo args').read().splitlines() if l.strip() == 'sleep 600']\n"
+           "assert not _seen, _seen\n")
+
+
+@pytest.mark.slow
+def test_a_warm_worker_forgets_each_submission(toy_course: Path) -> None:
+    """Kernels forked from one warm process per worker: a submission's files in /tmp and its
+    working folder, and its processes, are gone before the next one starts."""
+    from course_tools.grading import job, reference
+    from course_tools.grading.coordinator import make_kit
+    from course_tools.layout import Course
+
+    assert cli.main(["release", "toy"]) == 0
+    kit = make_kit(Course.current(), "toy")
+    settings = Settings(cell_timeout=30, run_timeout=120, memory_mib=4096, processes=64, warm_kernels=True)
+    kit.reference = reference.check_solution_run(kit, reference.run_solution(Course.current(), kit, settings))
+    submissions = {"planter": edited(toy_course, "square", prefix=PLANT),
+                   "harvester": edited(toy_course, "square", prefix=HARVEST)}
+    for student, nb in submissions.items():
+        outcome = job.grade(kit, job.Submission(student, {"toy.ipynb": nbformat.writes(nb).encode()}), settings)
+        outputs = [o.get("text") or o.get("evalue") for c in json.loads(outcome.notebooks["toy"])["cells"] for o in c.get("outputs", [])]
+        assert outcome.status == "graded", (student, outcome.reason, outputs)
+        assert {k: v[0] for k, v in outcome.scores.items() if k.startswith("test_")} == FULL, (student, outcome.reason, outputs)
+        assert outcome.report.get("warm"), outcome.report  # it ran on the warm path

@@ -139,7 +139,7 @@ def _escape_attempt(course: Path, port: int) -> nbformat.NotebookNode:
     probe = (f"import os, socket\nfor p in {targets!r}:\n"
              "    try:\n        open(p, 'rb').read(1); print('READ', p)\n"
              "    except OSError:\n        print('BLOCKED', p)\n"
-             f"for p in ['../../escaped', '{course}/escaped', '{REPO}/escaped']:\n"
+             f"for p in ['{course.parent}/escaped', '{course}/escaped', '{REPO}/escaped']:\n"
              "    try:\n        open(p, 'w').write('x'); print('WROTE', p)\n"
              "    except OSError:\n        print('BLOCKED', p)\n"
              f"try:\n    socket.create_connection(('127.0.0.1', {port}), timeout=3); print('NETWORK OPEN')\n"
@@ -169,7 +169,7 @@ def test_adversarial_batch(toy_course: Path, capsys: pytest.CaptureFixture) -> N
     square_only = {"test_square": 2.0, "test_mean_square": 0.0}
 
     # the others in the batch are unaffected
-    assert {k: v for k, v in _scores(toy_course, "correct").items() if k.startswith("test_")} == full
+    assert {k: v for k, v in _scores(toy_course, "correct").items() if k.startswith("test_")} == full, status
     assert status["correct"]["status"] == "graded"
     # deleted tests come back and are graded; edited tests are restored (the wrong answer scores 0)
     assert _scores(toy_course, "deleted_tests")["test_mean_square"] == 2.0
@@ -202,12 +202,14 @@ def test_adversarial_batch(toy_course: Path, capsys: pytest.CaptureFixture) -> N
     assert "NETWORK BLOCKED" in escape
     with pytest.raises(BlockingIOError):
         listener.accept()
-    assert not (toy_course / "escaped").exists() and not (REPO / "escaped").exists()
+    assert not any((where / "escaped").exists() for where in (toy_course.parent, toy_course, REPO))
 
     # export: a status on every row, no zero for what was not graded
     capsys.readouterr()
     assert cli.main(["export", "toy"]) == 0
-    table = {r["student"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    exported = capsys.readouterr().out
+    table = {r["student"]: r for r in csv.DictReader(io.StringIO(exported))}
+    assert "invalid_json" in table, exported
     assert table["invalid_json"]["status"] == "not graded" and table["invalid_json"]["score"] == ""
     assert table["monkeypatch"]["status"] == "needs manual grading"
     assert table["correct"]["status"] == "needs manual grading" and float(table["correct"]["score"]) == 4.0

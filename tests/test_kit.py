@@ -249,7 +249,7 @@ def _check_lab(page, url: str, token: str, course_id: str, exchange: Path) -> No
     menu.get_by_text("Assignment List", exact=True).click()
 
     fetched = page.locator("#fetched_assignments_list")
-    fetched.get_by_text(SUBMITTED, exact=True).wait_for()  # `make lab` copied it: it shows as downloaded
+    fetched.get_by_text(SUBMITTED, exact=True).first.wait_for()  # `make lab` copied it: it shows as downloaded
     fetched.get_by_role("button", name="Submit").first.click()
     page.locator("#submitted_assignments_list").get_by_text(SUBMITTED).first.wait_for()
     inbound = exchange / course_id / "inbound"

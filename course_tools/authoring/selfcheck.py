@@ -139,7 +139,8 @@ def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: li
                 variants[f"mutant-{m.name}"] = mutants.apply(source, m)
             except ValueError as exc:
                 report.problems.append(str(exc))
-        graded = course.grade(variants, fast=fast)
+        targets = {f"mutant-{m.name}": m.targets for m in registered}
+        graded = course.grade(variants, fast=fast, judge_only=targets)
         if graded.setup_error:
             report.problems.append(graded.setup_error)
         else:

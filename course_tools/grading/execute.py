@@ -40,11 +40,11 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_output
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Int, Unicode
+from traitlets import Bool, Int, List, Unicode
 
 from course_tools.assignments import grade_id, is_test_cell
 from course_tools import testcells
-from course_tools.grading import judge, sandbox
+from course_tools.grading import judge, sandbox, zygote
 from course_utils.checks import EXPECT_MIME, JUDGE_ENV
 
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
@@ -66,6 +66,10 @@ class GradingExecute(Execute):
     reference_file = Unicode("", help="the solution's published values to judge against "
                                       "(default: the course's grading/<assignment>/reference.json)").tag(config=True)
     reference_out = Unicode("", help="run the solution and write its published values here").tag(config=True)
+    zygote_socket = Unicode("", help="a warm-kernel process to fork kernels from (grading/zygote.py)").tag(config=True)
+    kernel_uid = Int(-1, help="with a warm-kernel process: the user its kernels run as").tag(config=True)
+    judge_only = List(Unicode(), help="grade ids of the only test cells to judge; the cells after the last of "
+                                      "them are not run (a selfcheck's mutant needs no more)").tag(config=True)
 
     # A starved kernel (a fork bomb, a busy machine) may answer a cell before its last output arrives:
     # wait longer for it, and never let the wait end the grading of the whole notebook.
@@ -82,7 +86,9 @@ class GradingExecute(Execute):
         if isinstance(km, sandbox.SandboxedKernelManager):
             limits = sandbox.Limits(memory_mib=self.memory_mib, cpu_seconds=self.cpu_seconds,
                                     processes=self.processes)
-            km.policy = sandbox.Policy(writable=[self._work, self._run], limits=limits)
+            km.policy = sandbox.Policy(writable=[self._work, self._run], limits=limits,
+                                       uid=self.kernel_uid if self.zygote_socket and self.kernel_uid >= 0 else None)
+            km.zygote = self.zygote_socket or None
         return km
 
     # ------------------------------------------------------------ the two passes
@@ -95,7 +101,7 @@ class GradingExecute(Execute):
         self._check_assign_resources(resources)
         self.extra_arguments = [*KERNEL_ARGS, *(a for a in self.extra_arguments if a not in KERNEL_ARGS)]
         self._report: dict[str, Any] = {"kernel_deaths": [], "truncated": [], "not_run": [], "strays": [],
-                                        "judged": {}, "surplus": [], "unjudged": [],
+                                        "judged": {}, "surplus": [], "unjudged": [], "warm": bool(self.zygote_socket),
                                         "seconds": {"kernel start": 0.0, "cells": 0.0, "judging": 0.0}}
         self._output_bytes: dict[int, int] = {}
         self._published: dict[int, list[dict]] = {}
@@ -112,7 +118,7 @@ class GradingExecute(Execute):
         try:
             for i in tests:
                 self.nb.cells[i].source = testcells.visible_part(full[i])
-            steps = [("cell", i) for i in range(len(self.nb.cells))] + [("judge", i) for i in judged_code]
+            steps = self._plan(judged_code)
             self._run_steps(steps, judged_code)
         finally:
             for i in tests:
@@ -143,9 +149,8 @@ class GradingExecute(Execute):
         self._work = Path(self.work_dir) if self.work_dir else Path(tempfile.mkdtemp(prefix="grading-work-"))
         self._run = Path(self.run_dir) if self.run_dir else Path(tempfile.mkdtemp(prefix="grading-kernel-"))
         made += [p for p, given in ((self._work, self.work_dir), (self._run, self.run_dir)) if not given]
-        if self.work_dir:
-            shutil.rmtree(self._work, ignore_errors=True)  # nothing of a previous notebook stays
         self._work.mkdir(parents=True, exist_ok=True)
+        zygote.empty(self._work)  # nothing of a previous notebook stays; the folder may be mounted
         for path in sorted(notebook_folder.rglob("*")):
             rel = path.relative_to(notebook_folder)
             if path.is_symlink() or not path.is_file() or path.suffix == ".ipynb" or rel.name == "timestamp.txt" \
@@ -155,6 +160,17 @@ class GradingExecute(Execute):
             shutil.copyfile(path, self._work / rel)
         self.resources.setdefault("metadata", {})["path"] = str(self._work)
         return made
+
+    def _plan(self, judged_code: dict[int, str]) -> list[tuple[str, int]]:
+        """Every cell in order, then every test cell judged; with :attr:`judge_only`, the cells up
+        to the last of those test cells, then only those judged (the rest is reported not run)."""
+        cells, judged = list(range(len(self.nb.cells))), list(judged_code)
+        if self.judge_only:
+            judged = [i for i in judged if grade_id(self.nb.cells[i], i) in self.judge_only]
+            last = max(judged, default=-1)
+            self._give_up([("cell", i) for i in cells[last + 1:]], "only the tests a selfcheck needs were run")
+            cells = cells[: last + 1]
+        return [("cell", i) for i in cells] + [("judge", i) for i in judged]
 
     def _judged_code(self, full: dict[int, str]) -> dict[int, str]:
         """What the second pass runs for each test cell (the student version, or the whole cell
@@ -344,6 +360,14 @@ class GradingExecute(Execute):
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
         if process is None:
             return
+        if isinstance(process, zygote.ZygoteProcess):
+            try:
+                killed = zygote.end_strays(process.sock_path, process.pid)
+            except zygote.ZygoteGone:
+                return
+            if killed:
+                self._report["strays"].append({"cell": grade_id(self.nb.cells[index], index), "killed": killed})
+            return
         try:
             launched = psutil.Process(process.pid)
             tree = [launched, *launched.children(recursive=True)]
@@ -352,7 +376,7 @@ class GradingExecute(Execute):
             if kernel is None:
                 return
             keep = {kernel.pid, *(p.pid for p in kernel.parents())}
-            strays = [p for p in tree if p.pid not in keep]
+            strays = [p for p in tree if p.pid not in keep and p.status() != psutil.STATUS_ZOMBIE]  # (ended)
         except psutil.Error:
             return
         for stray in strays:

@@ -64,7 +64,8 @@ def _submitted(course: Course, assignment: str) -> set[str]:
     return {p.name for p in root.iterdir() if course.submitted(p.name, assignment).is_dir()} if root.is_dir() else set()
 
 
-def write_csv(table: list[dict], out: TextIO = sys.stdout) -> None:
-    writer = csv.DictWriter(out, fieldnames=COLUMNS)
+def write_csv(table: list[dict], out: TextIO | None = None) -> None:
+    """The table as CSV on ``out`` (the standard output of the moment when None)."""
+    writer = csv.DictWriter(out or sys.stdout, fieldnames=COLUMNS)
     writer.writeheader()
     writer.writerows(table)

@@ -29,7 +29,7 @@ from pathlib import Path
 from traitlets.config import Config
 
 from course_tools.config import quiet_library_warnings, scratch_config
-from course_tools.grading import execute
+from course_tools.grading import execute, zygote
 from course_tools.grading.status import FLAGGED, GRADED, NOT_GRADED
 
 
@@ -46,6 +46,7 @@ class Settings:
     cpu_seconds: int = 1800
     processes: int = 256
     max_restarts: int = 3
+    warm_kernels: bool = True  # fork kernels from a process with the libraries imported (grading/zygote.py)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Submission:
     files: dict[str, bytes]  # the student's submitted folder, by relative path
     timestamp: str | None = None
     problem: str = ""  # why the folder itself cannot be graded (found when it was read), or ""
+    judge_only: tuple[str, ...] = ()  # for a selfcheck's mutant: run up to these test cells, judge only them
 
     @property
     def digest(self) -> str:
@@ -135,15 +137,45 @@ def grade(kit: Kit, submission: Submission, settings: Settings) -> Outcome:
         outcome.reason = problem
         return outcome
     root = Path(tempfile.mkdtemp(prefix=f"grade-{kit.assignment}-"))
+    warm = _warm_kernels(settings)
     try:
         _lay_out(root, kit, submission)
-        _run_nbgrader(root, kit, submission, settings, outcome)
+        _run_nbgrader(root, kit, submission, settings, outcome, warm)
     except Exception as exc:  # noqa: BLE001 (whatever it is, it is this submission's status, not the batch's)
         outcome.status, outcome.reason = NOT_GRADED, f"the grader failed on this submission: {type(exc).__name__}: {exc}"
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        if warm is not None:
+            _reset(warm)  # no process, /tmp file or working file of this submission meets the next one
         outcome.seconds = round(time.monotonic() - started, 2)
     return outcome
+
+
+def _warm_kernels(settings: Settings) -> zygote.Zygote | None:
+    """This worker's warm-kernel process, emptied for a new submission; None where there is none
+    (no sandbox, or it will not start: kernels then start the usual way)."""
+    if not (settings.sandbox and settings.warm_kernels):
+        return None
+    from course_tools.grading import sandbox
+
+    limits = sandbox.Limits(memory_mib=settings.memory_mib, cpu_seconds=settings.cpu_seconds,
+                            processes=settings.processes)
+    env = {**os.environ, "COURSE_FAST": "1" if settings.fast else "0", "NBGRADER_EXECUTION": "autograde"}
+    for _ in range(2):
+        try:
+            warm = zygote.warm(limits, env)
+            warm.reset()
+            return warm
+        except zygote.ZygoteGone:
+            continue
+    return None
+
+
+def _reset(warm: zygote.Zygote) -> None:
+    try:
+        warm.reset()
+    except zygote.ZygoteGone:
+        warm.close()  # the next submission starts a new one
 
 
 def _lay_out(root: Path, kit: Kit, submission: Submission) -> None:
@@ -170,9 +202,12 @@ def _write(folder: Path, rel: str, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _run_nbgrader(root: Path, kit: Kit, submission: Submission, settings: Settings, outcome: Outcome) -> None:
+def _run_nbgrader(root: Path, kit: Kit, submission: Submission, settings: Settings, outcome: Outcome,
+                  warm: zygote.Zygote | None) -> None:
     job = {"root": str(root), "assignment": kit.assignment, "student": submission.student,
-           "settings": asdict(settings), "reference_run": kit.reference is None}
+           "settings": asdict(settings), "reference_run": kit.reference is None,
+           "judge_only": list(submission.judge_only),
+           "warm": [str(warm.work), str(warm.run), warm.socket, warm.uid] if warm is not None else None}
     if multiprocessing.current_process().daemon:
         raise RuntimeError("grading workers must not be daemonic processes (they start one process per "
                            "submission): start dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
@@ -300,7 +335,8 @@ def _child(job: dict, send: Connection) -> None:
     root, assignment, student = Path(job["root"]), job["assignment"], job["student"]
     try:
         started = time.perf_counter()
-        config = grading_config(root, settings, reference_run=job["reference_run"])
+        config = grading_config(root, settings, reference_run=job["reference_run"], judge_only=job["judge_only"],
+                                warm=job["warm"])
         api = NbGraderAPI(CourseDirectory(config=config), config=config)
         result = api.autograde(assignment, student, force=True, create=True)
         seconds = time.perf_counter() - started
@@ -320,7 +356,8 @@ def _child(job: dict, send: Connection) -> None:
         os._exit(0)
 
 
-def grading_config(root: Path, settings: Settings, reference_run: bool = False) -> Config:
+def grading_config(root: Path, settings: Settings, reference_run: bool = False,
+                   judge_only: list[str] | None = None, warm: list | None = None) -> Config:
     """The course's configuration, pointed at a scratch course in ``root`` and executing with
     :class:`course_tools.grading.execute.GradingExecute` (judging against ``reference-<notebook>.json``,
     or, for a reference run, writing ``reference-out-<notebook>.json``)."""
@@ -335,9 +372,13 @@ def grading_config(root: Path, settings: Settings, reference_run: bool = False) 
     ge.timeout = settings.cell_timeout
     ge.use_sandbox = settings.sandbox
     ge.run_dir, ge.work_dir = str(root / ".kernel"), str(root / ".work")
+    if warm:  # the warm-kernel process's folders: its sandbox has them mounted
+        ge.work_dir, ge.run_dir, ge.zygote_socket, uid = warm
+        ge.kernel_uid = -1 if uid is None else uid
     ge.memory_mib, ge.cpu_seconds, ge.processes = settings.memory_mib, settings.cpu_seconds, settings.processes
     ge.max_restarts = settings.max_restarts
     ge.report_file = str(root / "report-{notebook}.json")
+    ge.judge_only = list(judge_only or [])
     if reference_run:
         ge.reference_out = str(root / "reference-out-{notebook}.json")
     else:

@@ -117,11 +117,20 @@ def default_readonly() -> list[Path]:
     return system + sorted(python) + [package, data_dir().resolve()]
 
 
-def command(argv: list[str], policy: Policy, env: dict[str, str], cwd: Path) -> list[str]:
+def kernel_environment(env: dict[str, str]) -> dict[str, str]:
+    """What a sandboxed process sees of ``env``: the few variables it needs, and homes in its private /tmp."""
+    kept = {k: v for k, v in env.items() if k in ENV_KEEP}
+    kept.update(HOME="/tmp", MPLCONFIGDIR="/tmp/matplotlib", PYTHONDONTWRITEBYTECODE="1",
+                PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin")
+    return kept
+
+
+def command(argv: list[str], policy: Policy, env: dict[str, str], cwd: Path, as_root: bool = False) -> list[str]:
     """``argv`` wrapped in prlimit and bwrap (and, for a root grader, a drop of privileges).
 
     A root grader runs bwrap privileged (it can mount the Python install even
-    when it lies in root's home) and drops to :attr:`Policy.uid` inside;
+    when it lies in root's home) and drops to :attr:`Policy.uid` inside, unless
+    ``as_root`` (the warm-kernel process, whose kernels drop to it themselves);
     anyone else runs bwrap in a user namespace of their own.
     """
     cmd = ["prlimit", *policy.limits.prlimit_args(), "--", bwrap()]
@@ -139,13 +148,10 @@ def command(argv: list[str], policy: Policy, env: dict[str, str], cwd: Path) -> 
     for path in policy.writable:
         cmd += ["--bind", str(path), str(path)]
     cmd += ["--remount-ro", "/"]  # the sandbox's own root: no writing outside the folders above
-    sandbox_env = {k: v for k, v in env.items() if k in ENV_KEEP}
-    sandbox_env.update(HOME="/tmp", MPLCONFIGDIR="/tmp/matplotlib", PYTHONDONTWRITEBYTECODE="1",
-                       PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin")
-    for key, value in sorted(sandbox_env.items()):
+    for key, value in sorted(kernel_environment(env).items()):
         cmd += ["--setenv", key, value]
     cmd += ["--chdir", str(cwd), "--"]
-    if policy.uid is not None:
+    if policy.uid is not None and not as_root:
         cmd += ["setpriv", f"--reuid={policy.uid}", f"--regid={policy.uid}", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", "--"]
     return cmd + argv
@@ -196,6 +202,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     """
 
     policy: Policy | None = None
+    zygote: str | None = None  # the socket of a warm-kernel process to fork kernels from (grading/zygote.py)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -218,6 +225,14 @@ class SandboxedKernelManager(AsyncKernelManager):
         env = kw.get("env") or dict(os.environ)
         cwd = Path(kw.get("cwd") or self.policy.writable[0])
         prepare_writable(self.policy.writable, self.policy.uid)
+        if self.zygote:
+            from course_tools.grading import zygote
+
+            process = zygote.spawn(self.zygote, kernel_cmd, cwd, kernel_environment(env))
+            assert self.provisioner is not None
+            self.provisioner.process, self.provisioner.pid, self.provisioner.pgid = process, process.pid, None
+            self._reconcile_connection_info(self.provisioner.connection_info)
+            return
         wrapped = command(kernel_cmd, self.policy, env, cwd)
         # What the kernel writes to its own stdout/stderr (not to cells) could flood the grader's terminal.
         kw["stdout"] = kw["stderr"] = subprocess.DEVNULL

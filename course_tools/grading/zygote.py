@@ -1,0 +1,299 @@
+"""Warm kernels: a process in the sandbox, with the kernel's libraries imported, that forks kernels.
+
+Every kernel of a notebook course starts the same way: Python, then
+ipykernel, numpy, matplotlib and torch, about two and a half seconds of CPU
+before the first cell runs. A *zygote* pays that once per grading worker: it
+starts inside the worker's sandbox, imports them, and then forks a fresh
+kernel for each submission. A fork shares nothing with the next one but the
+files in the worker's slot, which are emptied between submissions, with /tmp.
+
+The zygote runs as the sandbox's root, with no capability but to change user:
+each kernel it forks drops to the unprivileged user of the worker before any
+student code runs, so a kernel can neither signal nor trace the zygote. Its
+code is a string run with ``python -c``: nothing of the grading code is
+mounted into the sandbox. It talks to the grader over a Unix socket in the
+slot's socket folder, one JSON request per connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ZYGOTE = r'''
+import ctypes, json, os, shutil, signal, socket, sys, time
+path, kernel_uid = sys.argv[1], int(sys.argv[2])
+import ipykernel.kernelapp, IPython, zmq, numpy  # what every kernel imports (matplotlib is not: its
+# cache folder would be the zygote's, shared by every kernel)
+import resource
+room = resource.getrlimit(resource.RLIMIT_AS)[0]
+if room == resource.RLIM_INFINITY or room >= 6 << 30:  # torch reserves 3 GB of address space: below
+    try:                                                # that margin its kernels would have none left
+        import torch
+    except Exception:
+        pass
+import course_utils, course_utils.checks
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: not traceable by its kernels even under the same user
+done = {}
+mounts = set(os.listdir("/tmp"))  # the folders above its mounts: never emptied (they hold the slot)
+
+def reap(*_):
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        done[pid] = os.waitstatus_to_exitcode(status)
+
+def others(keep, zombies=True):
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) not in (1, me, *keep):
+            if not zombies:
+                try:
+                    with open(f"/proc/{name}/stat") as stat:
+                        if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                            continue  # already ended: its parent has not collected it yet
+                except OSError:
+                    continue
+            yield int(name)
+
+def kill(pids, everyone=False, sig=signal.SIGKILL):
+    """``sig`` to ``pids`` (and, with ``everyone``, SIGKILL to every process of the kernels' user at
+    once), sent as the kernels' user: the zygote may not signal another user's processes."""
+    if kernel_uid < 0:
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+        return
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setresuid(kernel_uid, kernel_uid, kernel_uid)
+            if everyone:
+                os.kill(-1, signal.SIGKILL)
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except OSError:
+                    pass
+        finally:
+            os._exit(0)
+    try:
+        os.waitpid(child, 0)
+    except ChildProcessError:
+        pass
+
+def end_all():
+    """Every process but the zygote ended, a fork bomb's too (no fork slips past a kill(-1))."""
+    for _ in range(100):
+        left = list(others(()))
+        if not left:
+            return
+        kill(left, everyone=True)
+        time.sleep(0.02)
+        reap()
+
+def kernel(req):
+    os.setsid()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    if kernel_uid >= 0:
+        os.setgroups([])
+        os.setresgid(kernel_uid, kernel_uid, kernel_uid)
+        os.setresuid(kernel_uid, kernel_uid, kernel_uid)
+        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+    os.chdir(req["cwd"])
+    os.environ.clear()
+    os.environ.update(req["env"])
+    sys.argv = ["ipykernel_launcher", *req["args"]]
+    ipykernel.kernelapp.launch_new_instance()
+
+signal.signal(signal.SIGCHLD, reap)
+server = socket.socket(socket.AF_UNIX)
+server.bind(path)
+server.listen(16)
+print("ready", flush=True)
+quiet = os.open(os.devnull, os.O_WRONLY)
+os.dup2(quiet, 1)  # nobody reads this pipe after "ready": a kernel writing to it must never block
+os.dup2(quiet, 2)
+while True:
+    conn, _ = server.accept()
+    with conn:
+        req = json.loads(conn.makefile().readline())
+        op, reply = req["op"], {}
+        if op == "spawn":
+            pid = os.fork()
+            if pid == 0:
+                server.close()
+                code = 1
+                try:
+                    kernel(req)
+                    code = 0
+                finally:
+                    os._exit(code)
+            reply = {"pid": pid}
+        elif op == "poll":
+            reply = {"code": done.get(req["pid"])}
+        elif op == "signal":
+            kill([req["pid"]], sig=req["sig"])
+        elif op == "strays":
+            strays = list(others(req["keep"], zombies=False))
+            kill(strays)
+            reply = {"killed": len(strays)}
+        elif op == "reset":
+            end_all()
+            for name in set(os.listdir("/tmp")) - mounts:
+                target = os.path.join("/tmp", name)
+                shutil.rmtree(target, ignore_errors=True) if os.path.isdir(target) else os.unlink(target)
+        conn.sendall((json.dumps(reply) + "\n").encode())
+'''
+
+
+class ZygoteGone(RuntimeError):
+    """The zygote stopped answering (killed, or out of memory): start a new one."""
+
+
+def request(sock_path: str, **req: Any) -> dict:
+    """One request to the zygote at ``sock_path`` and its answer."""
+    try:
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(60)
+            conn.connect(sock_path)
+            conn.sendall((json.dumps(req) + "\n").encode())
+            line = conn.makefile().readline()
+    except OSError as exc:
+        raise ZygoteGone(f"the warm-kernel process does not answer ({exc})") from exc
+    if not line:
+        raise ZygoteGone("the warm-kernel process closed the connection")
+    return json.loads(line)
+
+
+class ZygoteProcess:
+    """A kernel forked by the zygote, with the part of ``subprocess.Popen`` jupyter_client uses."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, sock_path: str, pid: int) -> None:
+        self.sock_path, self.pid, self.returncode = sock_path, pid, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                self.returncode = request(self.sock_path, op="poll", pid=self.pid)["code"]
+            except ZygoteGone:
+                self.returncode = -signal.SIGKILL  # the zygote took its kernels with it
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("kernel", timeout or 0)
+            time.sleep(0.05)
+        return self.returncode  # type: ignore[return-value]
+
+    def send_signal(self, sig: int) -> None:
+        try:
+            request(self.sock_path, op="signal", pid=self.pid, sig=int(sig))
+        except ZygoteGone:
+            pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+def spawn(sock_path: str, kernel_cmd: list[str], cwd: Path, env: dict[str, str]) -> ZygoteProcess:
+    """A new kernel from the zygote: ``kernel_cmd`` is jupyter_client's (``python -m ipykernel_launcher ...``)."""
+    args = kernel_cmd[kernel_cmd.index("ipykernel_launcher") + 1:] if "ipykernel_launcher" in kernel_cmd \
+        else kernel_cmd[1:]
+    pid = request(sock_path, op="spawn", args=args, cwd=str(cwd), env=env)["pid"]
+    return ZygoteProcess(sock_path, pid)
+
+
+class Zygote:
+    """The zygote of one grading worker, in the worker's sandbox (see the module docstring)."""
+
+    def __init__(self, slot: Path, limits: Any, env: dict[str, str]) -> None:
+        from course_tools.grading import sandbox
+
+        self.slot = slot
+        self.work, self.run, own = slot / "work", slot / "run", slot / "zygote"
+        for folder in (self.work, self.run, own):
+            folder.mkdir(parents=True, exist_ok=True)
+        own.chmod(0o700)  # its socket: the grader's and its own, not its kernels'
+        self.socket = str(own / "zygote.sock")
+        Path(self.socket).unlink(missing_ok=True)
+        policy = sandbox.Policy(writable=[self.work, self.run, own], limits=limits)
+        uid = policy.uid if policy.uid is not None else -1
+        self.uid = policy.uid  # the user its kernels run as
+        sandbox.prepare_writable([self.work, self.run], policy.uid)
+        cmd = sandbox.command([sys.executable, "-c", ZYGOTE, self.socket, str(uid)], policy, env, self.work,
+                              as_root=True)
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        ready = self.process.stdout.readline() if self.process.stdout else ""
+        if ready.strip() != "ready":
+            self.process.kill()
+            raise ZygoteGone(f"the warm-kernel process did not start (exit {self.process.wait()})")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def reset(self) -> None:
+        """Between two submissions: every process but the zygote ended, /tmp and the slot emptied
+        (the folders themselves stay: the sandbox has them mounted)."""
+        request(self.socket, op="reset")
+        for folder in (self.work, self.run):
+            empty(folder)
+
+    def close(self) -> None:
+        if self.alive():
+            self.process.kill()
+            self.process.wait()
+
+
+def empty(folder: Path) -> None:
+    """Remove what ``folder`` holds, keeping the folder (a sandbox may have it mounted)."""
+    import shutil
+
+    for path in folder.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+_WARM: dict[tuple, Zygote] = {}
+
+
+def warm(limits: Any, env: dict[str, str]) -> Zygote:
+    """This process's zygote for these limits, started on first use and again if it died."""
+    import tempfile
+
+    key = tuple(sorted(vars(limits).items()))
+    zygote = _WARM.get(key)
+    if zygote is None or not zygote.alive():
+        slot = Path(tempfile.gettempdir()) / f"course-slot-{os.getpid()}-{len(_WARM)}"
+        zygote = _WARM[key] = Zygote(slot, limits, env)
+    return zygote
+
+
+def end_strays(sock_path: str, kernel_pid: int) -> int:
+    """End every process of the sandbox but the zygote and the kernel; how many were ended."""
+    return int(request(sock_path, op="strays", keep=[kernel_pid]).get("killed", 0))
+
+
