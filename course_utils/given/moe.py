@@ -55,6 +55,10 @@ class Config:
     units; otherwise every MLP is an MoE layer of ``n_experts`` experts with
     ``d_hidden`` hidden units each, of which each token uses ``top_k``.
     ``capacity_factor`` (None: unlimited) caps how many tokens an expert takes.
+    ``router_std`` sets the spread of the router's initial logits: the router
+    reads LayerNorm'd tokens (length about sqrt(d_model)), so at 1.0 its
+    logits spread by about sqrt(d_model) and every token starts with one
+    confident choice, made by a random projection (as in hash routing).
     """
 
     vocab_size: int
@@ -66,6 +70,7 @@ class Config:
     n_experts: int = 8
     top_k: int = 2
     capacity_factor: float | None = None
+    router_std: float = 1.0  # initial router weights ~ N(0, router_std^2)
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -190,6 +195,8 @@ class CharLM(nn.Module):
                     continue
                 last = name.endswith(("proj.weight", "down.weight", "w_down"))
                 nn.init.normal_(p, std=out_std if last else 0.02)
+            for layer in self.moe_layers:
+                nn.init.normal_(layer.router.weight, std=cfg.router_std)
 
     @property
     def moe_layers(self) -> list[MoELayer]:
@@ -220,6 +227,7 @@ class TrainSettings:
     lr: float = 3e-3
     seed: int = 0
     log_every: int = 10  # steps between two records of the experts' shares
+    eval_every: int = 100  # steps between two validation losses (with ``val`` windows)
 
 
 def _expert_shares(layer: MoELayer) -> np.ndarray:
@@ -233,13 +241,15 @@ def _expert_shares(layer: MoELayer) -> np.ndarray:
 
 def train(model: CharLM, corpus: data.CharCorpus, settings: TrainSettings,
           loss_fn: Callable[[CharLM, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]],
-          desc: str = "training") -> dict:
+          desc: str = "training", val: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
     """Train ``model`` with AdamW (linear warm-up, cosine decay) on random windows of the training text.
 
     ``loss_fn(model, x, y)`` returns the loss to minimise and a dict of numbers
-    to keep (its first entry is shown on the progress bar). Returns the
-    history: those numbers per step, ``shares`` (records, layers, experts)
-    every ``log_every`` steps, ``share_step``, ``seconds``.
+    to keep (its first entry is shown on the progress bar). With ``val``
+    windows, the validation loss is measured every ``eval_every`` steps and
+    at the end. Returns the history: those numbers per step, ``shares``
+    (records, layers, experts) every ``log_every`` steps, ``share_step``,
+    ``val_loss`` and ``val_step``, ``seconds``.
     """
     torch.manual_seed(settings.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=(0.9, 0.95), weight_decay=0.0)
@@ -265,9 +275,15 @@ def train(model: CharLM, corpus: data.CharCorpus, settings: TrainSettings,
             share_step.append(count[0])
         return numbers
 
+    def validate() -> float:
+        loss = evaluate(model, val)["loss"]
+        model.train()
+        return loss
+
     model.train()
     history = train_loop(step, data.random_windows(corpus.train, settings.batch, model.cfg.context, settings.seed),
-                         settings.n_steps, desc=desc, leave=False)
+                         settings.n_steps, desc=desc, leave=False, evaluate=validate if val is not None else None,
+                         eval_every=settings.eval_every)
     model.eval()
     history["shares"] = np.stack(shares) if shares else np.zeros((0, 0, 0))
     history["share_step"] = share_step
@@ -339,24 +355,29 @@ def routing_of(model: CharLM, ids: torch.Tensor) -> np.ndarray:
 EXPERT_COLOURS = plt.get_cmap("tab10").colors
 
 
-def plot_shares(histories: dict[str, dict], *, layer: int | None = None, axes=None):
-    """One stacked area chart per run: the share of routed tokens each expert received over training
-    (averaged over the layers, or one ``layer``)."""
+def plot_shares(histories: dict[str, dict], *, axes=None):
+    """Stacked area charts, one column per run and one row per layer: the share of routed tokens each
+    expert (one colour each) received over training."""
     n = len(histories)
+    n_layers = next(iter(histories.values()))["shares"].shape[1]
     if axes is None:
-        _, axes = plt.subplots(1, n, figsize=(3.3 * n, 3.0), sharey=True, squeeze=False)
-        axes = axes[0]
-    for ax, (name, h) in zip(axes, histories.items()):
-        s = h["shares"] if layer is None else h["shares"][:, layer: layer + 1]
-        s = s.mean(axis=1)  # (records, experts)
-        ax.stackplot(h["share_step"], s.T, colors=EXPERT_COLOURS[: s.shape[1]], linewidth=0)
-        ax.axhline(0.9, color="k", lw=0.6, ls=":")
-        ax.set_ylim(0, 1)
-        ax.set_xlim(h["share_step"][0], h["share_step"][-1])
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("step")
-        ax.grid(False)
-    axes[0].set_ylabel("share of routed tokens")
+        _, axes = plt.subplots(n_layers, n, figsize=(2.6 * n, 2.2 * n_layers), sharey=True, sharex=True,
+                               squeeze=False)
+    for col, (name, h) in enumerate(histories.items()):
+        for layer in range(n_layers):
+            ax = axes[layer][col]
+            s = h["shares"][:, layer]  # (records, experts)
+            ax.stackplot(h["share_step"], s.T, colors=EXPERT_COLOURS[: s.shape[1]], linewidth=0)
+            ax.axhline(0.9, color="k", lw=0.6, ls=":")
+            ax.set_ylim(0, 1)
+            ax.set_xlim(h["share_step"][0], h["share_step"][-1])
+            ax.grid(False)
+            if layer == 0:
+                ax.set_title(name, fontsize=10)
+            if col == 0:
+                ax.set_ylabel(f"layer {layer}: share", fontsize=9)
+            if layer == n_layers - 1:
+                ax.set_xlabel("step")
     plt.tight_layout()
     return axes
 
