@@ -39,6 +39,13 @@ def test_models_map_ids_to_logits_and_keep_routing() -> None:
         moe_kit.CharLM(cfg)  # an MoE model needs the notebook's layer
 
 
+def test_router_starts_confident() -> None:
+    model = moe_kit.CharLM(tiny(d_model=64, n_heads=4), dense_moe_forward)
+    assert abs(float(model.moe_layers[0].router.weight.detach().std()) - 1.0) < 0.2
+    quiet = moe_kit.CharLM(tiny(router_std=0.02), dense_moe_forward)
+    assert float(quiet.moe_layers[0].router.weight.detach().std()) < 0.05
+
+
 def test_same_seed_same_weights_and_global_rng_untouched() -> None:
     torch.manual_seed(5)
     before = torch.rand(1)
@@ -80,11 +87,15 @@ def test_training_records_shares_and_evaluation() -> None:
         loss = torch.nn.functional.cross_entropy(m(x).flatten(0, 1), y.flatten())
         return loss, {"loss": loss.item()}
 
-    history = moe_kit.train(model, corpus, moe_kit.TrainSettings(n_steps=6, batch=4, log_every=2), loss_fn)
+    val = moe_kit.validation_windows(corpus, 12, max_windows=5)
+    history = moe_kit.train(model, corpus, moe_kit.TrainSettings(n_steps=6, batch=4, log_every=2, eval_every=3),
+                            loss_fn, val=val)
     assert history["share_step"] == [1, 2, 4, 6]
+    assert history["val_step"] == [3, 6] and len(history["val_loss"]) == 2
+    assert model.training is False, "the model is handed back in evaluation mode"
     assert history["shares"].shape == (4, 2, 4)
     np.testing.assert_allclose(history["shares"].sum(-1), 1.0)
-    result = moe_kit.evaluate(model, moe_kit.validation_windows(corpus, 12, max_windows=5))
+    result = moe_kit.evaluate(model, val)
     assert result["loss"] > 0 and result["shares"].shape == (2, 4)
     assert moe_kit.routing_of(model, corpus.val[:12]).shape == (2, 12, 2)
 
@@ -94,7 +105,8 @@ def test_plots_and_explorer_build() -> None:
 
     matplotlib.use("Agg")
     history = {"shares": np.full((3, 2, 4), 0.25), "share_step": [1, 2, 3]}
-    assert len(moe_kit.plot_shares({"a": history, "b": history})) == 2
+    axes = moe_kit.plot_shares({"a": history, "b": history, "c": history})
+    assert np.asarray(axes).shape == (2, 3), "one row per layer, one column per run"
     moe_kit.plot_bars({"x": 1.0, "y": 2.0})
     corpus = data.CharCorpus(torch.randint(0, 11, (100,)), torch.randint(0, 11, (100,)), "abcdefghijk")
     widget = moe_kit.routing_explorer({"m": moe_kit.CharLM(tiny(), dense_moe_forward)}, corpus, text="abc")
