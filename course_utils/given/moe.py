@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils import data
+from course_utils.repro import one_thread
 from course_utils.training import train_loop
 
 # moe_forward(layer, x) -> (y, (probs, experts, keep)), x and y of shape (tokens, d_model)
@@ -281,9 +282,10 @@ def train(model: CharLM, corpus: data.CharCorpus, settings: TrainSettings,
         return loss
 
     model.train()
-    history = train_loop(step, data.random_windows(corpus.train, settings.batch, model.cfg.context, settings.seed),
-                         settings.n_steps, desc=desc, leave=False, evaluate=validate if val is not None else None,
-                         eval_every=settings.eval_every)
+    with one_thread():  # small matrices: a second thread only waits, and on a busy machine waits long
+        history = train_loop(step, data.random_windows(corpus.train, settings.batch, model.cfg.context, settings.seed),
+                             settings.n_steps, desc=desc, leave=False,
+                             evaluate=validate if val is not None else None, eval_every=settings.eval_every)
     model.eval()
     history["shares"] = np.stack(shares) if shares else np.zeros((0, 0, 0))
     history["share_step"] = share_step
@@ -304,12 +306,12 @@ def evaluate(model: CharLM, windows: tuple[torch.Tensor, torch.Tensor]) -> dict:
     model.eval()
     x, y = windows
     total, shares = 0.0, []
-    for xb, yb in zip(x.split(100), y.split(100)):
-        total += F.cross_entropy(model(xb).flatten(0, 1), yb.flatten(), reduction="sum").item()
-        if model.moe_layers:
-            counts = np.stack([np.bincount(layer.experts_chosen.reshape(-1).numpy(), minlength=layer.n_experts)
-                               for layer in model.moe_layers])
-            shares.append(counts)
+    with one_thread():
+        for xb, yb in zip(x.split(100), y.split(100)):
+            total += F.cross_entropy(model(xb).flatten(0, 1), yb.flatten(), reduction="sum").item()
+            if model.moe_layers:
+                shares.append(np.stack([np.bincount(layer.experts_chosen.reshape(-1).numpy(),
+                                                    minlength=layer.n_experts) for layer in model.moe_layers]))
     out = {"loss": total / y.numel()}
     if shares:
         counts = np.sum(shares, axis=0)
