@@ -16,7 +16,9 @@ training and a test part with a fixed seed, so every run sees the same words.
 from __future__ import annotations
 
 import math
+import os
 import re
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -473,9 +475,17 @@ def plot_loss_comparison(histories: dict[str, dict[str, list[float]]], title: st
 # ----------------------------------------------------------------------------- checkpoints
 
 def saved_model_path(name: str) -> Path:
-    """Where trained weights are kept: ``data/checkpoints/nmt-<name>.pt`` (not committed)."""
+    """Where trained weights are kept: ``data/checkpoints/nmt-<name>.pt`` (not committed), or,
+    where the data folder is read-only (as while grading), the temporary folder."""
     folder = data_dir() / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        folder = Path(tempfile.gettempdir()) / "course-checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
     return folder / f"nmt-{name}.pt"
 
 
