@@ -71,7 +71,8 @@ def test_feedback_waits_for_written_answers(toy_course: Path, capsys: pytest.Cap
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{toy_course / 'gradebook.db'}") as gb:  # what the Formgrader does
-        gb.find_grade("why_negative", "toy", "toy", "alice").manual_score = 1
+        grade = gb.find_grade("why_negative", "toy", "toy", "alice")
+        grade.manual_score, grade.needs_manual_grade = 1, False  # as its grade API saves a score
         gb.db.commit()
     assert cli.main(["feedback", "toy"]) == 0
     html = (toy_course / "feedback" / "alice" / "toy" / "toy.html").read_text()

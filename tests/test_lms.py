@@ -116,12 +116,13 @@ def test_archive_entries_cannot_escape_and_bad_archives_are_refused(toy_course: 
 
 
 def _grade_written_answer(root: Path, student: str, points: float) -> None:
-    """What a TA does in the Formgrader: give the written answer its points."""
+    """What a TA does in the Formgrader: give the written answer its points (its grade API also
+    marks the answer as graded)."""
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         grade = gb.find_grade("why_negative", "toy", "toy", student)
-        grade.manual_score = points
+        grade.manual_score, grade.needs_manual_grade = points, False
         gb.db.commit()
 
 
