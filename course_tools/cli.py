@@ -7,7 +7,7 @@
                                      the student kit: released notebooks, course_utils, set-up, README
     course run A [--fast] [--results FILE] [--output NB]
                                      execute the source notebook headless
-    course selfcheck [A ...] [--fast]
+    course selfcheck [A ...] [--fast] [--sample K]
                                      prove assignments sound (see course_tools.authoring.selfcheck)
     course strip [NB ...]            clear outputs of source notebooks before a commit
     course validate NOTEBOOK         run a notebook's visible tests; exit 0 only if all pass
@@ -156,7 +156,7 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
     failed = 0
     for name in _names(args.assignments):
         try:
-            report = selfcheck(name, fast=args.fast, keep=args.keep, only_mutants=args.mutant)
+            report = selfcheck(name, fast=args.fast, keep=args.keep, only_mutants=args.mutant, sample=args.sample)
         except GradingFailed as exc:
             print(f"selfcheck {name}: FAILED {exc}")
             failed += 1
@@ -356,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fast", action="store_true", help="grade the solution in FAST mode too")
     p.add_argument("--keep", action="store_true", help="keep the scratch course folder for inspection")
     p.add_argument("--mutant", action="append", help="check only this mutant (repeatable)")
+    p.add_argument("--sample", type=int, metavar="K",
+                   help="grade only the first K mutants of each test cell and every shortcut (quick runs)")
     p.set_defaults(func=cmd_selfcheck)
     p = sub.add_parser("strip", help="clear outputs of source notebooks")
     p.add_argument("notebooks", nargs="*")

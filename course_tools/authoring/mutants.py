@@ -70,6 +70,20 @@ def load_mutants(assignment: str, course: Course | None = None) -> list[Mutant]:
     return mutants
 
 
+def sample(registered: list[Mutant], per_test: int) -> list[Mutant]:
+    """A proportionate subset for quick runs: every shortcut, and for each test cell the first
+    ``per_test`` mutants (in file order) that target it, so every test cell still has to reject
+    some wrong answer. The full set is what ``course selfcheck`` runs by default."""
+    seen: dict[str, int] = {}
+    kept = []
+    for m in registered:
+        if m.shortcut or any(seen.get(t, 0) < per_test for t in m.targets):
+            kept.append(m)
+            for t in m.targets:
+                seen[t] = seen.get(t, 0) + 1
+    return kept
+
+
 def shortcut_line(registered: list[Mutant], rejected: set[str]) -> str | None:
     """The selfcheck's line about shortcuts through given code (None when none are registered):
     how many of them the hidden tests rejected, naming any that got through."""

@@ -110,8 +110,10 @@ def _report_shortcuts(report: Report, registered: list[mutants.Mutant]) -> None:
         report.problems.append(f"shortcuts through given code not rejected: {', '.join(unexplained)}")
 
 
-def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: list[str] | None = None) -> Report:
-    """Run every check on one assignment; see the module docstring."""
+def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: list[str] | None = None,
+              sample: int | None = None) -> Report:
+    """Run every check on one assignment; see the module docstring. ``sample``: grade only
+    :func:`mutants.sample`'s subset of the mutants (``sample`` per test cell, every shortcut)."""
     report = Report(name)
     assignment = assignments.load(name)
     report.problems += assignments.metadata_problems(assignment)
@@ -119,8 +121,11 @@ def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: li
     if not tests:
         report.problems.append("no autograded test cells")
     registered = mutants.load_mutants(name)
+    of = len(registered)
     if only_mutants:
         registered = [m for m in registered if m.name in only_mutants]
+    if sample:
+        registered = mutants.sample(registered, sample)
     for m in registered:
         for t in m.targets:
             if t not in tests:
@@ -154,7 +159,9 @@ def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: li
     seconds = time.perf_counter() - start
     status = "OK" if report.ok else "FAILED"
     report.summary = (f"selfcheck {name}: {status} solution {got:g}/{total:g}, blank {got_blank:g}/{total:g}, "
-                      f"mutants {rejected}/{len(registered)} rejected ({seconds:.0f} s)")
+                      f"mutants {rejected}/{len(registered)} rejected"
+                      + (f" (a sample of the {of} registered)" if len(registered) < of else "")
+                      + f" ({seconds:.0f} s)")
     return report
 
 
