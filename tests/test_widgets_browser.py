@@ -84,6 +84,7 @@ CHANGES: dict[str, list[Change]] = {
     "kv_cache": [Change("given.text_explorer(", "slide"), Change("given.memory_explorer(", "select")],
     "lora_peft": [Change("given.scale_explorer(", "slide")],
     "maml": [Change("given.weights_widget(snapshots)", "slide")],
+    "moe": [Change("given.routing_explorer(", "select"), Change("given.routing_explorer(", "slide")],
     "nmt": [Change("interact(show_attention", "select")],
     "rnn_gradients": [Change("given.jacobian_explorer(", "select"), Change("given.forget_bias_explorer(", "slide")],
     "scaling_laws": [
