@@ -64,7 +64,7 @@ def test_dense_twins_and_parameter_counts() -> None:
     active = moe_kit.CharLM(moe_kit.dense_twin(cfg, "active"))
     total = moe_kit.CharLM(moe_kit.dense_twin(cfg, "total"))
     counts = moe_kit.count_parameters(moe)
-    router = 2 * 16 * 4
+    router = 2 * (16 * 4 + 4)  # weights and bias of both layers' routers
     assert counts["active"] == moe_kit.count_parameters(active)["total"] + router
     assert counts["total"] == moe_kit.count_parameters(total)["total"] + router
     assert moe_kit.count_parameters(total)["active"] == moe_kit.count_parameters(total)["total"]

@@ -60,6 +60,8 @@ class Config:
     reads LayerNorm'd tokens (length about sqrt(d_model)), so at 1.0 its
     logits spread by about sqrt(d_model) and every token starts with one
     confident choice, made by a random projection (as in hash routing).
+    ``router_bias`` gives each expert a learned score added for every token,
+    the quickest way for the router to prefer one expert everywhere.
     """
 
     vocab_size: int
@@ -72,6 +74,7 @@ class Config:
     top_k: int = 2
     capacity_factor: float | None = None
     router_std: float = 1.0  # initial router weights ~ N(0, router_std^2)
+    router_bias: bool = True  # a learned score per expert, added for every token (starts at 0)
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -145,7 +148,7 @@ class MoELayer(nn.Module):
     def __init__(self, cfg: Config, moe_forward: MoEForward) -> None:
         super().__init__()
         self.n_experts, self.top_k, self.capacity_factor = cfg.n_experts, cfg.top_k, cfg.capacity_factor
-        self.router = nn.Linear(cfg.d_model, cfg.n_experts, bias=False)
+        self.router = nn.Linear(cfg.d_model, cfg.n_experts, bias=cfg.router_bias)
         self.experts = Experts(cfg.n_experts, cfg.d_model, cfg.d_hidden)
         self.moe_forward = moe_forward
         self.probs = self.experts_chosen = self.keep = None
@@ -198,6 +201,8 @@ class CharLM(nn.Module):
                 nn.init.normal_(p, std=out_std if last else 0.02)
             for layer in self.moe_layers:
                 nn.init.normal_(layer.router.weight, std=cfg.router_std)
+                if layer.router.bias is not None:
+                    nn.init.zeros_(layer.router.bias)
 
     @property
     def moe_layers(self) -> list[MoELayer]:
