@@ -43,7 +43,7 @@ def plain_nbgrader(assignment: str, students: list[str]) -> float:
     from course_tools.config import load_config
 
     config = load_config()
-    config.Autograde.autograde_preprocessors = Autograde.class_traits()["autograde_preprocessors"].default_value
+    config.Autograde.autograde_preprocessors = Autograde.class_traits()["autograde_preprocessors"].default()
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
     start = time.monotonic()
     for student in students:
