@@ -65,7 +65,8 @@ def main() -> int:
             print(line)
         others = {k: v for k, v in results.items() if k not in {t['metric'] for t in targets}}
         for key, value in sorted(others.items()):
-            print(f"  {key:<28}{value if not isinstance(value, float) else f'{value:.4g}':>12}")
+            shown = f"{value:.4g}" if isinstance(value, float) else str(value)  # dicts and lists as text
+            print(f"  {key:<28}{shown:>12}")
     return 0
 
 
