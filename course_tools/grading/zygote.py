@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -268,8 +270,6 @@ class Zygote:
 
 def empty(folder: Path) -> None:
     """Remove what ``folder`` holds, keeping the folder (a sandbox may have it mounted)."""
-    import shutil
-
     for path in folder.iterdir():
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
@@ -282,8 +282,6 @@ _WARM: dict[tuple, Zygote] = {}
 
 def warm(limits: Any, env: dict[str, str]) -> Zygote:
     """This process's zygote for these limits, started on first use and again if it died."""
-    import tempfile
-
     key = tuple(sorted(vars(limits).items()))
     zygote = _WARM.get(key)
     if zygote is None or not zygote.alive():
