@@ -33,6 +33,9 @@ c.GenerateAssignment.preprocessors = [NamedStubs if step is ClearSolutions else 
 c.Execute.timeout = 300
 # Kernels keep their start-up notes to themselves: they would print after a command's verdict.
 c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
+# A kernel client that cannot sleep through a reply (a cell writing into a widget made stock
+# nbclient wait out its whole timeout; course_utils/kernel_client.py says why).
+c.Execute.kernel_manager_class = "course_utils.kernel_client.PromptKernelManager"
 
 # Autograding, by `course autograde`, `nbgrader autograde` or the Formgrader alike: the kernel runs
 # in a sandbox and test cells are judged outside it, against the reference values that

@@ -92,12 +92,14 @@ def notebook_cost(name: str, fast: bool) -> Cost:
     from nbclient import NotebookClient
 
     from course_tools.config import temporary_env
+    from course_utils.kernel_client import PromptKernelManager
     from course_utils.paths import FAST_ENV
 
     path = assignments.load(name).path
     nb = nbformat.read(path, as_version=4)
     with temporary_env(**{FAST_ENV: "1" if fast else "0"}):
-        client = NotebookClient(nb, timeout=None, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        client = NotebookClient(nb, timeout=None, kernel_name="python3", kernel_manager_class=PromptKernelManager,
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"],
                                 resources={"metadata": {"path": str(path.parent)}})
         with client.setup_kernel():
             sampler = Sampler(psutil.Process(client.km.provisioner.process.pid))

@@ -32,9 +32,10 @@ from course_tools.layout import Course
 pytestmark = pytest.mark.slow
 
 WAIT_FOR_ENV = 40 * 60  # seconds: .ci/run's background build of the three venvs
-RUN_TIMEOUT = 180  # seconds for one cell in FAST mode on a busy machine; nbconvert sometimes leaves a cell
-# holding a widget waiting out this whole timeout before it goes on (with ipykernel 7.4 and 6.31 alike), so
-# it is kept to what a FAST cell needs: a stall then costs three minutes, not fifteen
+RUN_TIMEOUT = 180  # seconds for one cell in FAST mode on a busy machine
+# nbconvert runs with the kit's own kernel client: with the stock one, a cell writing into a widget sometimes
+# waited out this whole timeout (course_utils/kernel_client.py)
+PROMPT_CLIENT = "--ExecutePreprocessor.kernel_manager_class=course_utils.kernel_client.PromptKernelManager"
 SUBMITTED = "vae"  # the assignment validated and submitted on every Python (FAST run: seconds)
 
 
@@ -102,7 +103,7 @@ def completed(kit: Path, name: str) -> nbformat.NotebookNode:
 def run_notebook(env: Path, path: Path, environ: dict[str, str]) -> None:
     """Execute ``path`` top to bottom with the venv's Jupyter and kernel; fail on the first error."""
     done = subprocess.run([str(env / "bin" / "jupyter"), "nbconvert", "--to", "notebook", "--execute", "--inplace",
-                           f"--ExecutePreprocessor.timeout={RUN_TIMEOUT}", str(path)],
+                           f"--ExecutePreprocessor.timeout={RUN_TIMEOUT}", PROMPT_CLIENT, str(path)],
                           cwd=path.parent, capture_output=True, text=True, env=environ)
     assert done.returncode == 0, f"{path.name} failed on {env.name}:\n{done.stderr[-4000:]}"
     executed = nbformat.read(path, as_version=4)

@@ -18,6 +18,7 @@ from nbclient.exceptions import CellExecutionError
 
 from course_tools import assignments
 from course_tools.config import temporary_env
+from course_utils.kernel_client import PromptKernelManager
 from course_utils.paths import FAST_ENV, RESULTS_ENV
 
 
@@ -51,7 +52,8 @@ def run(name: str, fast: bool = False, results: Path | None = None, output: Path
     results = Path(results or assignment.path.with_suffix(".results.json")).resolve()
     results.unlink(missing_ok=True)
     with temporary_env(**{FAST_ENV: "1" if fast else "0", RESULTS_ENV: str(results)}):
-        client = _ProgressClient(nb, timeout=None, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        client = _ProgressClient(nb, timeout=None, kernel_name="python3", kernel_manager_class=PromptKernelManager,
+                                 extra_arguments=["--IPKernelApp.log_level=ERROR"],
                                  resources={"metadata": {"path": str(assignment.path.parent)}})
         try:
             client.execute()

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupyter_client.manager import AsyncKernelManager
-
+from course_utils.kernel_client import PromptKernelManager
 from course_utils.paths import data_dir
 
 MiB = 2**20
@@ -194,7 +193,7 @@ def check() -> None:
         )
 
 
-class SandboxedKernelManager(AsyncKernelManager):
+class SandboxedKernelManager(PromptKernelManager):
     """A kernel manager whose kernels start inside the sandbox.
 
     The grader sets :attr:`policy` before starting; the connection file and

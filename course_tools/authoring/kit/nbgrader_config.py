@@ -24,3 +24,6 @@ if os.environ.get("COURSE_EXCHANGE"):
 # Validate runs the notebook as grading will: in FAST mode, each cell for at most this long.
 c.Execute.timeout = @EXECUTE_TIMEOUT@
 c.Execute.extra_arguments = @EXECUTE_ARGUMENTS@
+# A kernel client that cannot sleep through a reply: with the stock one, a cell that writes into a
+# widget sometimes waited out its whole timeout (course_utils/kernel_client.py says why).
+c.Execute.kernel_manager_class = "course_utils.kernel_client.PromptKernelManager"
