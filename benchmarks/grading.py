@@ -1,6 +1,6 @@
 """Autograding throughput: `course autograde` on 1 and 2 workers against plain nbgrader.
 
-    python benchmarks/grading.py                       # vae, 8 submissions
+    python benchmarks/grading.py                       # vae, 16 submissions (about 9 minutes)
     python benchmarks/grading.py --assignment toy --submissions 12 --course tests/fixtures/toy
 
 Every submission is the assignment's solution, so each grading does the full
@@ -75,7 +75,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assignment", default="vae")
     parser.add_argument("--course", type=Path, default=REPO, help="course folder holding notebooks/<assignment>")
-    parser.add_argument("--submissions", type=int, default=8)
+    parser.add_argument("--submissions", type=int, default=16, help="a short batch understates two workers: the second one's start-up weighs more")
     args = parser.parse_args()
     os.environ.setdefault("COURSE_DATA", str(REPO / "data"))
     from course_tools.config import quiet_library_warnings
