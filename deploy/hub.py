@@ -234,7 +234,9 @@ def write_nbgrader_configs(settings: dict) -> None:
         "c = get_config()  # noqa: F821\n"
         f"c.CourseDirectory.course_id = {settings['course_id']!r}\n"
         f"c.Exchange.root = {settings['exchange']!r}\n"
-        "c.Exchange.path_includes_course = True\n")
+        "c.Exchange.path_includes_course = True\n"
+        "# Validate with a kernel client that cannot sleep through a reply (course_utils/kernel_client.py).\n"
+        "c.Execute.kernel_manager_class = 'course_utils.kernel_client.PromptKernelManager'\n")
     # What `jupyter server extension disable --sys-prefix` and `jupyter labextension disable
     # --level=sys_prefix` write, written directly (those commands take minutes on a busy machine).
     (etc / "jupyter_server_config.d").mkdir(exist_ok=True)
