@@ -82,7 +82,9 @@ def test_training_memory_counts_each_term_and_leaves_the_model_unchanged() -> No
     model = _Classifier(_freeze(given.tiny_encoder(seed=0)))
     before = copy.deepcopy(model.state_dict())
     batch = _batch(_encoded())
+    random_state = torch.get_rng_state()
     memory = given.training_memory(model, batch)
+    assert torch.equal(torch.get_rng_state(), random_state), "the training run after it draws the same dropout masks"
     trainable = _trainable(model)
     assert memory["weights"] == 4 * sum(p.numel() for p in model.parameters())
     assert memory["gradients"] == 4 * trainable

@@ -115,27 +115,31 @@ def training_memory(model: nn.Module, batch: Mapping[str, torch.Tensor], lr: flo
     The peak of a step is reached at the end of the backward pass, when the saved
     activations have not all been freed yet and the gradients are all there; their
     sum is what is reported as ``total``. The step runs on a copy of the trainable
-    parameters' values, which are put back afterwards: the model is unchanged.
+    parameters' values, which are put back afterwards: the model is unchanged, and so is
+    the global random state (the next training run draws the same dropout masks).
     """
     trainable = [p for p in model.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in trainable]
     optimizer = torch.optim.AdamW(trainable, lr=lr)
     was_training = model.training
     model.train()
-    try:
-        with _SavedTensors(exclude=model.parameters()) as saved:
-            _, loss = model(**batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        gradients = _bytes(p.grad for p in trainable if p.grad is not None)
-        optimizer.step()
-        state = _bytes(t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
-    finally:
-        with torch.no_grad():
-            for p, value in zip(trainable, before):
-                p.copy_(value)
-                p.grad = None
-        model.train(was_training)
+    # fork_rng: the step's dropout draws from a copy of the random state, so measuring a model before
+    # training leaves its training run exactly what it would have been without the measurement
+    with torch.random.fork_rng(devices=[]):
+        try:
+            with _SavedTensors(exclude=model.parameters()) as saved:
+                _, loss = model(**batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            gradients = _bytes(p.grad for p in trainable if p.grad is not None)
+            optimizer.step()
+            state = _bytes(t for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
+        finally:
+            with torch.no_grad():
+                for p, value in zip(trainable, before):
+                    p.copy_(value)
+                    p.grad = None
+            model.train(was_training)
     memory = {"weights": _bytes(model.parameters()), "gradients": gradients, "optimizer": state,
               "activations": saved.bytes}
     memory["total"] = sum(memory.values())
