@@ -84,8 +84,7 @@ def rotate(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     then score ``q . k`` as a function of m - n alone. Costs no parameters.
     """
     half = x.shape[-1] // 2
-    cos, sin = _rotation_table(half, int(positions.max()) + 1 if positions.numel() else 0, x.dtype, x.device)
-    cos, sin = cos[positions], sin[positions]  # (t, half)
+    cos, sin = _rotation_angles(half, positions, x.dtype, x.device)  # (t, half) each
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
@@ -93,22 +92,33 @@ def rotate(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 _TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
-def _rotation_table(half: int, n_positions: int, dtype: torch.dtype, device: torch.device
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin of every rotation angle up to ``n_positions`` (at least 1024), computed once.
+def _rotation_angles(half: int, positions: torch.Tensor, dtype: torch.dtype, device: torch.device
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotation angles at ``positions``, read from a table computed once.
 
     Why: one generated token needs the angles of one position, and recomputing the whole formula
-    at every step of every layer was a quarter of a cached step's time on a small model. The
-    entries are the same numbers the formula gives (each angle is one product, whatever the table's length).
+    at every step of every layer was a quarter of a cached step's time on a small model; so was
+    asking for the largest position to size the table, so the table only grows when a lookup
+    falls off its end. The entries are the numbers the formula gives (each angle is one product,
+    whatever the table's length).
     """
     key = (half, dtype, device)
-    table = _TABLES.get(key)
-    if table is None or table[0].shape[0] < n_positions:
-        length = max(1024, 2 * n_positions)
+    if key not in _TABLES:
+        _TABLES[key] = _angle_table(half, 1024, dtype, device)
+    cos, sin = _TABLES[key]
+    try:
+        return cos[positions], sin[positions]
+    except IndexError:  # a position beyond the table: double it past the largest one
+        _TABLES[key] = _angle_table(half, 2 * (int(positions.max()) + 1), dtype, device)
+        return _rotation_angles(half, positions, dtype, device)
+
+
+def _angle_table(half: int, length: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of ``length`` positions' angles, (length, half) each."""
+    with torch.inference_mode(False):  # ordinary tensors even when first asked for during generation
         freq = ROPE_BASE ** (-torch.arange(half, dtype=torch.float32, device=device) / half)
-        angle = torch.arange(length, dtype=torch.float32, device=device)[:, None] * freq[None, :]  # (length, half)
-        table = _TABLES[key] = (angle.cos().to(dtype), angle.sin().to(dtype))
-    return table
+        angle = torch.arange(length, dtype=torch.float32, device=device)[:, None] * freq[None, :]
+        return angle.cos().to(dtype), angle.sin().to(dtype)
 
 
 class SelfAttention(nn.Module):
@@ -143,15 +153,16 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Causal self-attention over the whole sequence ``x`` (batch, t, d_model), positions 0..t-1."""
-        t = x.shape[1]
+        b, t, _ = x.shape
         q, k, v = self.project(x)
         pos = torch.arange(t, device=x.device)
         q, k = rotate(q, pos), rotate(k, pos)
         group = self.n_heads // self.n_kv_heads
-        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+        q = q.reshape(b, self.n_kv_heads, group * t, self.head_dim)  # a K/V head's query heads as one block of rows
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
-        future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
-        return self.merge(scores.masked_fill(future, float("-inf")).softmax(dim=-1) @ v)
+        future = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1).repeat(group, 1)
+        out = scores.masked_fill(future, float("-inf")).softmax(dim=-1) @ v
+        return self.merge(out.view(b, self.n_heads, t, self.head_dim))
 
 
 class Block(nn.Module):
@@ -247,8 +258,7 @@ def sampler(temperature: float, seed: int = 0) -> Callable[[torch.Tensor], torch
     return pick
 
 
-@torch.no_grad()
-@torch.no_grad()
+@torch.inference_mode()
 def generate_uncached(model: CharTransformer, prompt: torch.Tensor, n_new: int,
                       pick: Callable[[torch.Tensor], torch.Tensor] = greedy) -> torch.Tensor:
     """Generation without a cache: every new token re-runs the model on the whole sequence so far.
