@@ -96,21 +96,19 @@ def _rotation_angles(half: int, positions: torch.Tensor, dtype: torch.dtype, dev
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of the rotation angles at ``positions``, read from a table computed once.
 
-    Why: one generated token needs the angles of one position, and recomputing the whole formula
-    at every step of every layer was a quarter of a cached step's time on a small model; so was
-    asking for the largest position to size the table, so the table only grows when a lookup
-    falls off its end. The entries are the numbers the formula gives (each angle is one product,
-    whatever the table's length).
+    Why: one generated token needs the angles of one position, and recomputing the formula at
+    every step of every layer was a large share of a cached step's time on a small model. The
+    table is not sized by the largest position (a reduction at every call): it grows only when
+    a lookup falls off its end. The entries are the numbers the formula gives.
     """
     key = (half, dtype, device)
     if key not in _TABLES:
         _TABLES[key] = _angle_table(half, 1024, dtype, device)
-    cos, sin = _TABLES[key]
     try:
-        return cos[positions], sin[positions]
+        return _TABLES[key][0][positions], _TABLES[key][1][positions]
     except IndexError:  # a position beyond the table: double it past the largest one
-        _TABLES[key] = _angle_table(half, 2 * (int(positions.max()) + 1), dtype, device)
-        return _rotation_angles(half, positions, dtype, device)
+        cos, sin = _TABLES[key] = _angle_table(half, 2 * (int(positions.max()) + 1), dtype, device)
+        return cos[positions], sin[positions]
 
 
 def _angle_table(half: int, length: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
