@@ -64,7 +64,10 @@ class PublishError(RuntimeError):
 
 
 @dataclass
-class Kit:
+class PublishedKit:
+    """What ``course publish`` built: the student kit's folder, its course id and assignments, the
+    files it holds, and its zip archive (not the grading kit of ``grading.job``, one per assignment)."""
+
     root: Path
     course_id: str
     assignments: list[str]
@@ -76,7 +79,7 @@ class Kit:
 
 
 def publish(dest: Path, names: list[str] | None = None, course: Course | None = None,
-            zip_to: Path | None = None) -> Kit:
+            zip_to: Path | None = None) -> PublishedKit:
     """Build the student kit of ``names`` (default: every assignment) into ``dest``; see the module docstring."""
     course = course or Course.current()
     names = names or assignments.available(course)
@@ -151,7 +154,7 @@ def _replace(dest: Path, staging: Path, previous: list[str], entries: list[str])
         shutil.move(str(staging / name), str(dest / name))
 
 
-def build(root: Path, names: list[str], course: Course) -> Kit:
+def build(root: Path, names: list[str], course: Course) -> PublishedKit:
     """Write every file of the kit into the empty folder ``root``."""
     config = course.nbgrader_config
     course_id = config.CourseDirectory.get("course_id") or course.root.name
@@ -178,7 +181,7 @@ def build(root: Path, names: list[str], course: Course) -> Kit:
         target.write_text(_fill(template.read_text(), values))
     write_requirements(root, course_id, requirements)
     entries = sorted(p.name for p in root.iterdir()) + [MANIFEST]
-    kit = Kit(root, course_id, list(names), entries)
+    kit = PublishedKit(root, course_id, list(names), entries)
     (root / MANIFEST).write_text(json.dumps({
         "course_id": course_id, "assignments": list(names), "published_from": _commit(),
         "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "entries": entries,
