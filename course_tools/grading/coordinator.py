@@ -229,7 +229,10 @@ def store(course: Course, kit: Kit, outcome: Outcome, sub: Submission) -> None:
         _write_autograded(dest, kit, sub, outcome)
         _save_grades(url, kit, sub, outcome, course.nbgrader_config)
         course.not_graded_note(sub.student, kit.assignment).unlink(missing_ok=True)
-    status.write(course, kit.assignment, sub.student, outcome.to_json())
+    record = outcome.to_json()
+    # What the kernel published for each test, plain data: `course rejudge` judges it again without a kernel.
+    record["published"] = record["report"].pop("published", {})
+    status.write(course, kit.assignment, sub.student, record)
 
 
 def _write_autograded(dest: Path, kit: Kit, sub: Submission, outcome: Outcome) -> None:

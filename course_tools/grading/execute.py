@@ -299,6 +299,7 @@ class GradingExecute(Execute):
             published = self._published.get(i, [])
             verdict = judge.judge(reference.get(gid, []), published)
             self._report["judged"][gid] = verdict.passed
+            self._report.setdefault("published", {})[gid] = published  # the judge's inputs, for `course rejudge`
             self._report["surplus"] += [f"{gid}: {label}" for label in judge.surplus(reference.get(gid, []),
                                                                                       published)]
             cell.outputs = [_neutral(o) for o in cell.outputs]
