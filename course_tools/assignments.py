@@ -14,15 +14,12 @@ from pathlib import Path
 import nbformat
 from nbgrader import utils
 
+from course_tools import markers
 from course_tools.layout import Course
 
 GRADE_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 AUTO_ID = re.compile(r"^cell-[0-9a-f]{8,}$")  # nbgrader's default ids say nothing
-MARKERS = {
-    "solution": ("### BEGIN SOLUTION", "### END SOLUTION"),
-    "hidden": ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"),
-    "scheme": ("=== BEGIN MARK SCHEME ===", "=== END MARK SCHEME ==="),
-}
+MARKERS = {kind: markers.MARKERS[kind] for kind in markers.NBGRADER_KINDS}  # what a release must not hold
 
 
 @dataclass
@@ -113,17 +110,8 @@ def available(course: Course | None = None) -> list[str]:
 
 
 def marked_regions(source: str, kind: str) -> list[str]:
-    """The lines between a pair of nbgrader markers (solutions, hidden tests, mark schemes)."""
-    begin, end = MARKERS[kind]
-    regions, inside = [], False
-    for line in source.splitlines():
-        if begin in line:
-            inside = True
-        elif end in line:
-            inside = False
-        elif inside:
-            regions.append(line)
-    return regions
+    """The lines between every pair of nbgrader markers of ``kind`` (solutions, hidden tests, mark schemes)."""
+    return [line for block in markers.blocks(source, kind) for line in block]
 
 
 def metadata_problems(assignment: Assignment) -> list[str]:

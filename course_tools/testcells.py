@@ -14,10 +14,9 @@ from __future__ import annotations
 import ast
 from collections import Counter
 
-REFERENCE_BEGIN = "### BEGIN REFERENCE"
-REFERENCE_END = "### END REFERENCE"
-HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
-HIDDEN_END = "### END HIDDEN TESTS"
+from course_tools import markers
+
+REFERENCE_BEGIN, REFERENCE_END = markers.MARKERS["reference"]
 EXPECTATIONS = ("expect", "expect_true")
 
 
@@ -27,31 +26,13 @@ class UnjudgeableCell(ValueError):
 
 def visible_part(source: str) -> str:
     """The test cell as students see it: hidden test regions removed (as nbgrader releases it)."""
-    kept, hidden = [], False
-    for line in source.splitlines():
-        if HIDDEN_BEGIN in line:
-            hidden = True
-        elif HIDDEN_END in line:
-            hidden = False
-        elif not hidden:
-            kept.append(line)
-    return "\n".join(kept)
+    return markers.remove(source, "hidden")
 
 
 def _without_reference_blocks(source: str) -> str:
     """The source with each REFERENCE block replaced by one ``pass`` at the marker's indentation
     (so a block that was a loop's whole body still leaves valid code)."""
-    kept, inside = [], False
-    for line in source.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(REFERENCE_BEGIN):
-            inside = True
-            kept.append(line[: len(line) - len(line.lstrip())] + "pass")
-        elif stripped.startswith(REFERENCE_END):
-            inside = False
-        elif not inside:
-            kept.append(line)
-    return "\n".join(kept)
+    return markers.remove(source, "reference", lambda begin: begin[: len(begin) - len(begin.lstrip())] + "pass")
 
 
 def _is_expectation(node: ast.AST) -> bool:

@@ -45,7 +45,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import course_utils
-from course_tools import assignments
+from course_tools import assignments, markers
 from course_tools.layout import Course
 
 TEMPLATES = Path(__file__).with_name("kit")
@@ -413,18 +413,7 @@ def secrets(course: Course) -> list[Secret]:
 
 def marked_blocks(source: str, kind: str) -> list[list[str]]:
     """Each region between a pair of nbgrader markers of ``kind``, as its stripped non-blank lines."""
-    begin, end = assignments.MARKERS[kind]
-    blocks: list[list[str]] = []
-    inside = False
-    for line in source.splitlines():
-        if begin in line:
-            inside = True
-            blocks.append([])
-        elif end in line:
-            inside = False
-        elif inside and line.strip():
-            blocks[-1].append(line.strip())
-    return blocks
+    return [[line.strip() for line in block if line.strip()] for block in markers.blocks(source, kind)]
 
 
 _BARE = re.compile(r"^(return|yield|raise|pass|break|continue)?\s*[\w.,\s]*$")
