@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -167,14 +168,61 @@ def _ancestors(paths: list[Path]) -> list[Path]:
 
 
 def prepare_writable(paths: list[Path], uid: int | None) -> None:
-    """Make the writable folders the sandbox user's own (a root grader runs kernels unprivileged)."""
+    """Make the writable folders, and what the grader put in them, the sandbox user's own (a root
+    grader runs kernels unprivileged).
+
+    This runs as root before every kernel start, also after student code has run in these folders
+    (a restart after a kernel died). It changes only what the grader's own user owns: the folders,
+    the submission's copied files and the connection file. It never follows a link, opens each
+    entry without following one and changes it through that handle (an entry swapped in meanwhile
+    is never touched), leaves files with a second hard link alone (the other name may lie outside)
+    and enters only the grader's own folders (the student's hold nothing of the grader).
+    """
     for path in paths:
         path.mkdir(parents=True, exist_ok=True)
-        if uid is None:
-            continue
-        for root, dirs, files in os.walk(path):
-            for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
-                os.chown(name, uid, uid)
+        if uid is not None:
+            _hand_over(path, uid)
+
+
+def _hand_over(top: Path, uid: int) -> None:
+    """Give ``top`` and every entry the grader owns in the grader's folders below it to ``uid``."""
+    me = os.geteuid()
+    first = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    if os.fstat(first).st_uid == me:
+        os.fchown(first, uid, uid)
+    folders = [first]  # open folders still to look into, each already handed over
+    while folders:
+        folder = folders.pop()
+        try:
+            names = os.listdir(folder)
+            for name in names:
+                inner = _hand_over_entry(folder, name, uid, me)
+                if inner is not None:
+                    folders.append(inner)
+        finally:
+            os.close(folder)
+
+
+def _hand_over_entry(folder: int, name: str, uid: int, me: int) -> int | None:
+    """Give ``name`` in the open ``folder`` to ``uid`` if the grader owns it and it is a folder or a
+    file with one name; a folder given over comes back open, for its entries."""
+    try:
+        handle = os.open(name, os.O_PATH | os.O_NOFOLLOW, dir_fd=folder)
+    except OSError:
+        return None  # gone meanwhile
+    try:
+        st = os.fstat(handle)
+        if st.st_uid != me:
+            return None  # the student's (or nobody's): left as it is, and never entered
+        if stat.S_ISDIR(st.st_mode):
+            inner = os.open(".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=handle)
+            os.fchown(inner, uid, uid)
+            return inner
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+            os.chown(f"/proc/self/fd/{handle}", uid, uid)  # the opened file itself (a handle of O_PATH)
+        return None
+    finally:
+        os.close(handle)
 
 
 def check() -> None:

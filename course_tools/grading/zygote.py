@@ -269,12 +269,26 @@ class Zygote:
 
 
 def empty(folder: Path) -> None:
-    """Remove what ``folder`` holds, keeping the folder (a sandbox may have it mounted)."""
-    for path in folder.iterdir():
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+    """Remove what ``folder`` holds, keeping the folder (a sandbox may have it mounted).
+
+    Runs as root on what student code left. Every entry is first moved, by name, into a fresh
+    folder of the grader's beside it that no sandbox mounts (a rename moves a link, never what it
+    points to), so nothing stays in sight of the next kernel even where removing it fails; then
+    that folder is removed without following links.
+    """
+    trash = tempfile.mkdtemp(prefix=".emptied-", dir=folder.parent)
+    source = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    target = os.open(trash, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for name in os.listdir(source):
+            os.rename(name, name, src_dir_fd=source, dst_dir_fd=target)
+    finally:
+        os.close(source)
+        os.close(target)
+    try:
+        shutil.rmtree(trash, ignore_errors=True)
+    except RecursionError:  # a tree nested deeper than Python recurses: out of sight, left on disk
+        pass
 
 
 _WARM: dict[tuple, Zygote] = {}
@@ -285,7 +299,7 @@ def warm(limits: Any, env: dict[str, str]) -> Zygote:
     key = tuple(sorted(vars(limits).items()))
     zygote = _WARM.get(key)
     if zygote is None or not zygote.alive():
-        slot = Path(tempfile.gettempdir()) / f"course-slot-{os.getpid()}-{len(_WARM)}"
+        slot = Path(tempfile.mkdtemp(prefix=f"course-slot-{os.getpid()}-"))  # a fresh name nobody made first
         zygote = _WARM[key] = Zygote(slot, limits, env)
     return zygote
 
