@@ -1,4 +1,4 @@
-"""Mutants: plausible wrong answers that the hidden tests must reject.
+"""Mutants and alternatives: wrong answers the hidden tests must reject, right ones they must accept.
 
 They live in ``tests/mutants/<assignment>.toml``, outside the assignment
 folder, so nbgrader never releases them to students. Each one edits one
@@ -22,6 +22,28 @@ package students install.
 An edit whose ``old`` text is no longer in the solution makes the selfcheck
 fail with a message, so mutants cannot silently go stale when a solution is
 rewritten.
+
+Alternatives, in the same file, are the other side: right answers written
+differently from the solution (other library calls, another algebraic form,
+another source of random numbers), which must earn full marks::
+
+    [[alternative]]
+    name = "numpy_noise"            # unique within the file
+    cell = "sample_gaussian"        # grade_id of the autograded answer cell it replaces
+    why = "draws the noise with numpy and wraps it as a tensor"
+    code = '''
+    def sample_gaussian(m, v):
+        ...
+    '''
+
+``code`` is the whole source of that answer cell as a student would write it,
+without solution markers; it replaces the cell of the released (student)
+version. ``course selfcheck`` grades one *alternative variant* per rank: variant
+k holds the k-th alternative of every cell that has at least k of them (in file
+order), every other answer cell holds the solution's code, and every variant
+must earn full marks on every autograded test cell. A hidden test that checks
+how the solution did it (its random draws, its order of operations) rather
+than what the task asks fails there, naming the alternative.
 """
 
 from __future__ import annotations
@@ -31,6 +53,7 @@ import tomllib
 from dataclasses import dataclass
 import nbformat
 
+from course_tools import assignments
 from course_tools.layout import Course
 
 
@@ -45,14 +68,27 @@ class Mutant:
     shortcut: bool = False  # calls given code instead of answering (see the module docstring)
 
 
-def load_mutants(assignment: str, course: Course | None = None) -> list[Mutant]:
-    """The registered mutants of an assignment (an empty list if it has none)."""
+@dataclass(frozen=True)
+class Alternative:
+    name: str
+    cell: str
+    why: str
+    code: str
+
+
+def _registered(assignment: str, course: Course | None, kind: str) -> tuple[str, list[dict]]:
+    """The file's path (for messages) and its ``[[kind]]`` entries (none if the file does not exist)."""
     path = (course or Course.current()).mutants_file(assignment)
     if not path.is_file():
-        return []
-    raw = tomllib.loads(path.read_text())
+        return str(path), []
+    return str(path), tomllib.loads(path.read_text()).get(kind, [])
+
+
+def load_mutants(assignment: str, course: Course | None = None) -> list[Mutant]:
+    """The registered mutants of an assignment (an empty list if it has none)."""
+    path, entries = _registered(assignment, course, "mutant")
     mutants = []
-    for entry in raw.get("mutant", []):
+    for entry in entries:
         mutants.append(
             Mutant(
                 name=entry["name"],
@@ -68,6 +104,70 @@ def load_mutants(assignment: str, course: Course | None = None) -> list[Mutant]:
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: mutant names must be unique")
     return mutants
+
+
+def load_alternatives(assignment: str, course: Course | None = None) -> list[Alternative]:
+    """The registered alternatives of an assignment, in file order (an empty list if it has none).
+
+    Raises ``ValueError`` for a missing key, a name used twice, or code that still holds
+    nbgrader markers (a student's cell has none, and the release would reject them)."""
+    path, entries = _registered(assignment, course, "alternative")
+    found = []
+    for entry in entries:
+        missing = [key for key in ("name", "cell", "code") if not isinstance(entry.get(key), str)]
+        if missing:
+            raise ValueError(f"{path}: alternative {entry.get('name', '?')!r} needs {', '.join(missing)} (strings)")
+        markers = [m for pair in assignments.MARKERS.values() for m in pair if m in entry["code"]]
+        if markers:
+            raise ValueError(f"{path}: alternative {entry['name']}: its code holds {markers[0]!r}; "
+                             "write the cell as a student would, without markers")
+        found.append(Alternative(entry["name"], entry["cell"], entry.get("why", ""), entry["code"]))
+    names = [a.name for a in found]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: alternative names must be unique")
+    return found
+
+
+def alternative_variants(registered: list[Alternative]) -> list[list[Alternative]]:
+    """Variant k (from 0 here) holds the k-th alternative of every cell that has more than k:
+    as many variants as the most alternatives any one cell has, so they stay few to grade."""
+    by_cell: dict[str, list[Alternative]] = {}
+    for alternative in registered:
+        by_cell.setdefault(alternative.cell, []).append(alternative)
+    depth = max((len(found) for found in by_cell.values()), default=0)
+    return [[found[k] for found in by_cell.values() if k < len(found)] for k in range(depth)]
+
+
+def _answer_cells(notebook: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
+    """The code cells a student writes, by grade id (autograded answers and hand-graded code)."""
+    return {c.metadata.nbgrader["grade_id"]: c for c in notebook.cells
+            if c.cell_type == "code" and assignments.cell_kind(c) in ("autograded answer", "manual")}
+
+
+def _solved(source: str) -> str:
+    """A solution cell as a student who wrote the solution would hand it in: its markers dropped."""
+    markers = set(assignments.MARKERS["solution"])
+    return "\n".join(line for line in source.splitlines() if line.strip() not in markers)
+
+
+def apply_alternatives(source: nbformat.NotebookNode, release: nbformat.NotebookNode,
+                       variant: list[Alternative]) -> nbformat.NotebookNode:
+    """The release with every answer cell filled in: the variant's alternatives in their cells,
+    the solution's code (without markers) in every other one.
+
+    Raises ``ValueError`` when an alternative names no autograded answer cell of the release."""
+    nb = copy.deepcopy(release)
+    answers = _answer_cells(nb)
+    solved = {gid: _solved(cell.source) for gid, cell in _answer_cells(source).items()}
+    chosen = {a.cell: a for a in variant}
+    for alternative in variant:
+        cell = answers.get(alternative.cell)
+        if cell is None or assignments.cell_kind(cell) != "autograded answer":
+            raise ValueError(f"alternative {alternative.name}: no autograded answer cell with grade_id "
+                             f"{alternative.cell!r}")
+    for gid, cell in answers.items():
+        cell.source = chosen[gid].code.strip("\n") if gid in chosen else solved.get(gid, cell.source)
+    return nb
 
 
 def sample(registered: list[Mutant], per_test: int) -> list[Mutant]:

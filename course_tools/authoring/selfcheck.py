@@ -10,14 +10,18 @@ The checks, in order (each failure is listed; any failure exits nonzero):
    the reference values), no cell of it raises, and judged against those
    values it earns full marks (its tests are deterministic);
 5. the untouched release autogrades to zero on every autograded cell;
-6. every registered mutant loses points on each test cell it targets.
+6. every registered mutant loses points on each test cell it targets;
+7. every registered alternative (a right answer written differently, see
+   :mod:`course_tools.authoring.mutants`) earns full marks: in variant k, the
+   k-th alternative of every cell that has one, on every autograded test cell.
 
-The solution, the blank release and the mutants are graded in parallel on
-the same pool of sandboxed workers as ``course autograde``.
+The solution, the blank release, the mutants and the alternative variants are
+graded in parallel on the same pool of sandboxed workers as ``course autograde``.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -130,11 +134,12 @@ def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: li
         for t in m.targets:
             if t not in tests:
                 report.problems.append(f"mutant {m.name}: target {t!r} is not a test cell")
+    alternatives = mutants.alternative_variants(mutants.load_alternatives(name))
     source = nbformat.read(assignment.path, as_version=4)
     report.problems += test_cell_problems(source)
     start = time.perf_counter()
     got = total = got_blank = 0.0
-    rejected = 0
+    rejected = full = 0
     with scratch_course(name, keep=keep) as course:
         release = nbformat.read(course.release(), as_version=4)
         report.problems += release_leaks(source, release)
@@ -142,6 +147,11 @@ def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: li
         for m in registered:
             try:
                 variants[f"mutant-{m.name}"] = mutants.apply(source, m)
+            except ValueError as exc:
+                report.problems.append(str(exc))
+        for k, variant in enumerate(alternatives, 1):
+            try:
+                variants[f"alternatives-{k}"] = mutants.apply_alternatives(source, release, variant)
             except ValueError as exc:
                 report.problems.append(str(exc))
         targets = {f"mutant-{m.name}": m.targets for m in registered}
@@ -153,6 +163,7 @@ def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: li
             try:
                 got, total, got_blank = _score_solution_and_blank(report, graded, tests)
                 rejected = _score_mutants(report, graded, registered)
+                full = _score_alternatives(report, graded, alternatives, _tested_answers(source))
             except GradingFailed as exc:
                 report.problems.append(str(exc))
     _report_shortcuts(report, registered)
@@ -161,6 +172,7 @@ def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: li
     report.summary = (f"selfcheck {name}: {status} solution {got:g}/{total:g}, blank {got_blank:g}/{total:g}, "
                       f"mutants {rejected}/{len(registered)} rejected"
                       + (f" (a sample of the {of} registered)" if len(registered) < of else "")
+                      + (f", alternatives {full}/{len(alternatives)} full marks" if alternatives else "")
                       + f" ({seconds:.0f} s)")
     return report
 
@@ -201,3 +213,62 @@ def _score_mutants(report: Report, graded: Graded, registered: list[mutants.Muta
             rejected += 1
             report.lines.append(f"mutant {m.name}: rejected ({detail})")
     return rejected
+
+
+def _tested_answers(source: nbformat.NotebookNode) -> dict[str, set[str]]:
+    """For each test cell, the answer cells it grades: those since the test cell before it."""
+    tested: dict[str, set[str]] = {}
+    since: set[str] = set()
+    for index, cell in enumerate(source.cells):
+        kind = assignments.cell_kind(cell)
+        if kind == "autograded answer":
+            since.add(assignments.grade_id(cell, index))
+        elif assignments.is_test_cell(cell):
+            tested[assignments.grade_id(cell, index)] = since
+            since = set()
+    return tested
+
+
+def _test_message(notebook_json: str | None, test: str) -> str:
+    """The message a failed test cell shows in the autograded notebook (the grader's verdict,
+    written for students in the solution's run)."""
+    if not notebook_json:
+        return "no autograded notebook"
+    for cell in json.loads(notebook_json).get("cells", []):
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == test:
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if errors:
+                return str(errors[-1].get("evalue", ""))[:300]
+    return "no message"
+
+
+def _score_alternatives(report: Report, graded: Graded, variants: list[list[mutants.Alternative]],
+                        tested: dict[str, set[str]]) -> int:
+    """One line per alternative variant; a test cell that loses points is a problem naming the
+    alternatives in the answer cells it grades (all of the variant's when none is there) and its message."""
+    full = 0
+    for k, variant in enumerate(variants, 1):
+        student = f"alternatives-{k}"
+        names = ", ".join(a.name for a in variant)
+        if student not in graded.outcomes:
+            continue
+        try:
+            scores = graded.scores(student)
+        except GradingFailed as exc:
+            report.problems.append(str(exc))
+            continue
+        got, total = _auto_total(scores, list(tested))
+        lost = [t for t in tested if t in scores and scores[t].score < scores[t].max_score]
+        if not lost:
+            full += 1
+            report.lines.append(f"alternatives {k} ({names}): full marks {got:g}/{total:g}")
+            continue
+        report.lines.append(f"alternatives {k} ({names}): LOST POINTS {got:g}/{total:g} "
+                            f"({', '.join(f'{t} {scores[t].score:g}/{scores[t].max_score:g}' for t in lost)})")
+        notebook = next(iter(graded.outcomes[student].notebooks.values()), None)
+        for test in lost:
+            blamed = [a for a in variant if a.cell in tested[test]] or variant
+            report.problems.append(
+                f"alternative {', '.join(f'{a.name} ({a.why})' for a in blamed)} loses points on {test}: "
+                f"{_test_message(notebook, test)}")
+    return full
