@@ -49,6 +49,16 @@ from course_tools.grading.execute import GradingExecute  # noqa: E402
 c.Autograde.autograde_preprocessors = [GradingExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
+# Late submissions (course_tools/grading/late.py): due dates from course.toml (or `course release A
+# --due ...`), extensions from extensions.csv, hand-in times from timestamp.txt. A submission is late
+# by whole days, counted up; grace days from a term budget are spent first, oldest assignment first;
+# each late day beyond them costs a share of the score, up to a cap. `course export` and `course term`
+# show the lateness, the grace days and the score before and after the penalty.
+c.AssignLatePenalties.plugin_class = "course_tools.grading.late.TermLatePolicy"
+c.TermLatePolicy.grace_days = 3  # late days in the whole term that cost nothing
+c.TermLatePolicy.penalty_per_day = 0.1  # share of the score lost per late day beyond them
+c.TermLatePolicy.max_penalty = 0.5  # at most this share: nothing late is zeroed
+
 # A submission that deleted a test cell gets it back and is graded on it.
 c.OverwriteCells.add_missing_cells = True
 
@@ -70,4 +80,18 @@ c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, HideHi
 # mathematics drawn as MathML, with no MathJax from a CDN (course_tools/grading/feedback_page.py).
 from course_tools.grading.feedback_page import MarkProvisional, RenderMath  # noqa: E402
 
-c.GenerateFeedback.preprocessors = [*c.GenerateFeedback.preprocessors, MarkProvisional, RenderMath]
+c.GenerateFeedback.preprocessors = [*c.GenerateFeedback.preprocessors, MarkProvisional]
+
+# Student markup never runs in a reader's browser (course_tools/grading/sanitize.py). The notebook
+# autograding writes keeps only plain data, clean HTML and checked images of what the submission
+# produced (`course autograde` does the same where it writes results). Every page nbconvert makes
+# of a notebook, feedback and the Formgrader's view of a submission alike, renders it sanitized:
+# HTML, SVG and markdown cleaned against the course's allowlist (which keeps the MathML that
+# RenderMath draws formulas with), no scripts, no widget state.
+from course_tools.grading.sanitize import SanitizeNotebook  # noqa: E402
+
+c.Autograde.autograde_preprocessors = [*c.Autograde.autograde_preprocessors, SanitizeNotebook]
+c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.filters = {"clean_html": "course_tools.grading.sanitize.clean_html",
+                          "markdown2html": "course_tools.grading.sanitize.markdown2html"}
+c.HTMLExporter.preprocessors = [SanitizeNotebook, RenderMath]

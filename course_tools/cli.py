@@ -1,7 +1,8 @@
 """The ``course`` command: the instructor's and TA's front end over nbgrader.
 
     course list                      assignments, graded cells and points
-    course release [A ...]           student versions into release/
+    course release [A ...] [--due DATE]
+                                     student versions into release/ (and the assignment's due date)
     course workspace                 copy releases into assignments/ for a student (never overwrites)
     course publish DIR [A ...] [--zip FILE]
                                      the student kit: released notebooks, course_utils, set-up, README
@@ -10,6 +11,7 @@
     course selfcheck [A ...] [--fast] [--sample K]
                                      prove assignments sound (see course_tools.authoring.selfcheck)
     course strip [NB ...]            clear outputs of source notebooks before a commit
+    course convert A|NB [--write]    plain nbgrader asserts in test cells rewritten as checks.expect
     course validate NOTEBOOK         run a notebook's visible tests; exit 0 only if all pass
     course autograde A [--students S ...] [--workers N | --scheduler ADDRESS] [--force]
                                      grade collected submissions in parallel, sandboxed, resumable
@@ -18,6 +20,11 @@
                                      the grade file an LMS imports (not-graded rows left empty and listed)
     course collect-zip A FILE.zip [--update]
                                      an LMS's bulk download of submissions into submitted/<student>/A/
+    course rejudge A                 judge stored values again against the current reference (no code run)
+    course term [--format csv|canvas|moodle] [-o FILE]
+                                     the whole term: final scores, late days, weighted total
+    course similarity A [--threshold X] [--top N]
+                                     pairs of submissions whose answers are alike, ranked for a person to read
     course feedback A [--provisional]
                                      feedback for graded submissions; notes for the rest; none (or marked
                                      provisional) while answers wait for a person
@@ -77,7 +84,22 @@ def cmd_release(args: argparse.Namespace) -> int:
               f"{len(a.manual)} written ({a.manual_points:g} pts manual)", flush=True)
         if args.reference:
             failed += not _make_reference(name)
-    return 1 if failed else 0
+    return (1 if failed else 0) or _release_dates(args)
+
+
+def _release_dates(args: argparse.Namespace) -> int:
+    """``--due`` and ``course.toml``'s dates into the gradebook, where nbgrader's late policy reads them."""
+    from course_tools.grading import deadlines
+
+    course = Course.current()
+    try:
+        for name in args.assignments if args.due else []:
+            print(f"{name}: due {deadlines.set_due(course, name, args.due):%Y-%m-%d %H:%M} UTC")
+        deadlines.sync_gradebook(course, deadlines.load(course))
+    except deadlines.CalendarError as exc:
+        print(f"course release: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _make_reference(name: str) -> bool:
@@ -186,6 +208,12 @@ def cmd_strip(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from course_tools.authoring.convert import main as convert
+
+    return convert(args.target, write=args.write)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Exit 0 only when every visible test passes (plain ``nbgrader validate`` exits 0 regardless)."""
     import nbformat
@@ -291,6 +319,53 @@ def _export_lms(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rejudge(args: argparse.Namespace) -> int:
+    """Judge every graded submission again from its stored values; list changed scores and needed re-runs."""
+    from course_tools.grading.rejudge import RejudgeError, rejudge
+
+    try:
+        report = rejudge(Course.current(), args.assignment)
+    except RejudgeError as exc:
+        print(f"course rejudge: nothing changed: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
+    return 0
+
+
+def cmd_term(args: argparse.Namespace) -> int:
+    """The term's grade file; due dates, extensions and late penalties brought up to date first."""
+    from course_tools.grading import deadlines, late, term_export
+    from course_tools.grading.lms import ArchiveError
+
+    course = Course.current()
+    try:
+        term = deadlines.load(course)
+        deadlines.sync_gradebook(course, term)
+        lateness = late.term_lateness(course, term=term)
+        for name in term.due:
+            late.apply(course, name, lateness)
+        table = term_export.term_table(course)
+        unknown: list[str] = []
+        if args.format == "csv":
+            text = term_export.write_csv(table)
+        else:
+            text, unknown = term_export.write_lms(course, table, args.format)
+    except (deadlines.CalendarError, ArchiveError) as exc:
+        print(f"course term: {exc}", file=sys.stderr)
+        return 2
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    incomplete = [r["student"] for r in table.rows if r["status"] != term_export.COMPLETE]
+    print(f"{len(table.rows)} students, {len(table.assignments)} assignments ({', '.join(table.assignments)}); "
+          f"{len(incomplete)} without a final total" + (f": {', '.join(incomplete)}" if incomplete else ""),
+          file=sys.stderr)
+    if unknown:
+        print(f"{len(unknown)} students have no {args.format} identity: {', '.join(unknown)}", file=sys.stderr)
+    return 0
+
+
 def cmd_collect_zip(args: argparse.Namespace) -> int:
     """An LMS's archive of submissions into submitted/; exit 1 when some file matched no student."""
     from course_tools.grading.lms import ArchiveError, collect_zip
@@ -302,6 +377,12 @@ def cmd_collect_zip(args: argparse.Namespace) -> int:
         return 2
     print("\n".join(report.lines()))
     return 1 if report.unmatched else 0
+
+
+def cmd_similarity(args: argparse.Namespace) -> int:
+    from course_tools.grading.similarity import main as similarity
+
+    return similarity(Course.current(), args.assignment, threshold=args.threshold, top=args.top)
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
@@ -337,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("assignments", nargs="*")
     p.add_argument("--no-reference", dest="reference", action="store_false",
                    help="skip running the solution for the values submissions are judged against")
+    p.add_argument("--due", help="the due date, e.g. '2026-10-09 23:59' (course.toml's time zone; it wins if it "
+                   "names another)")
     p.set_defaults(func=cmd_release)
     p = sub.add_parser("workspace", help="copy releases into assignments/ without overwriting")
     p.set_defaults(func=cmd_workspace)
@@ -362,6 +445,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("strip", help="clear outputs of source notebooks")
     p.add_argument("notebooks", nargs="*")
     p.set_defaults(func=cmd_strip)
+    p = sub.add_parser("convert", help="rewrite a plain nbgrader notebook's assert tests as checks.expect")
+    p.add_argument("target", help="an assignment's name or a notebook's path")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite the notebook (the original kept as .orig)")
+    mode.add_argument("--dry-run", action="store_true", help="only print what would change (the default)")
+    p.set_defaults(func=cmd_convert)
     p = sub.add_parser("validate", help="run a notebook's visible tests; exit 0 only if all pass")
     p.add_argument("notebook")
     p.set_defaults(func=cmd_validate)
@@ -392,6 +481,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update", action="store_true", help="replace a collected submission by a newer one "
                    "(the old one is kept under lms/replaced/)")
     p.set_defaults(func=cmd_collect_zip)
+    p = sub.add_parser("rejudge", help="judge stored values again against the current reference (no code run)")
+    p.add_argument("assignment")
+    p.set_defaults(func=cmd_rejudge)
+    p = sub.add_parser("term", help="the whole term in one file: final scores, late days, weighted total")
+    p.add_argument("-o", "--output", help="file to write (default: standard output)")
+    p.add_argument("--format", choices=["csv", "canvas", "moodle"], default="csv",
+                   help="csv: every status; canvas, moodle: the grade import of that LMS, a column per assignment")
+    p.set_defaults(func=cmd_term)
+    p = sub.add_parser("similarity", help="pairs of submissions whose answers are alike: similarity/A.html, .csv")
+    p.add_argument("assignment")
+    p.add_argument("--threshold", type=float, default=0.4, help="lowest rank score listed (default 0.4)")
+    p.add_argument("--top", type=int, default=100, help="pairs shown in full on the page (default 100)")
+    p.set_defaults(func=cmd_similarity)
     p = sub.add_parser("feedback", help="feedback files, and notes for submissions that were not graded")
     p.add_argument("assignment")
     p.add_argument("--provisional", action="store_true", help="also for submissions whose grading is unfinished, "
@@ -399,11 +501,15 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_feedback)
     args = parser.parse_args(argv)
     from course_tools.config import quiet_library_warnings
+    from course_tools.grading.deadlines import CalendarError
 
     quiet_library_warnings()
     try:
         return args.func(args)
     except assignments.UnknownAssignment as exc:
+        print(f"course {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except CalendarError as exc:  # course.toml or extensions.csv, read by every export
         print(f"course {args.command}: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `course list | head`: the reader has gone; stop quietly, as other tools do

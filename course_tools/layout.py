@@ -21,6 +21,9 @@ from course_utils.paths import repo_root
 GRADING_DIR = "grading"  # status records (grading/<assignment>/<student>.json) and reference values
 WORKSPACE_DIR = "assignments"  # a student's own copies of the released notebooks (course workspace)
 LMS_DIR = "lms"  # lms/<assignment>.csv: who each submitter is on the LMS; lms/replaced/: superseded uploads
+COURSE_FILE = "course.toml"  # the term under version control: due dates, weights, time zone
+EXTENSIONS_FILE = "extensions.csv"  # per-student extensions, the TA's file: student,assignment,due or days
+SIMILARITY_DIR = "similarity"  # similarity/<assignment>.html and .csv: pairs of alike submissions, ranked
 NOT_GRADED_NOTE = "NOT-GRADED.txt"  # in a student's feedback folder: why the submission has no score
 
 
@@ -102,6 +105,22 @@ class Course:
     def reference_file(self, assignment: str) -> Path:
         """What the solution's hidden tests published in a clean kernel: what submissions are judged against."""
         return self.root / GRADING_DIR / f"{assignment}.reference.json"
+
+    def course_file(self) -> Path:
+        """``course.toml``: each assignment's due date and weight in the term (course_tools/grading/deadlines.py)."""
+        return self.root / COURSE_FILE
+
+    def extensions_file(self) -> Path:
+        """``extensions.csv``: the extensions a TA granted, one row per student and assignment."""
+        return self.root / EXTENSIONS_FILE
+
+    def similarity_page(self, assignment: str) -> Path:
+        """``similarity/<assignment>.html``: pairs of submissions whose answers are alike, for a person to read."""
+        return self.root / SIMILARITY_DIR / f"{assignment}.html"
+
+    def similarity_table(self, assignment: str) -> Path:
+        """``similarity/<assignment>.csv``: the same ranking as a table."""
+        return self.root / SIMILARITY_DIR / f"{assignment}.csv"
 
     def lms_dir(self) -> Path:
         """``lms/``: what ``course collect-zip`` learnt of each submitter (LMS ids for the grade files)."""

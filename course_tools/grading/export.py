@@ -3,7 +3,13 @@
 nbgrader's own export writes 0.0 for a submission it failed to grade, the
 same as a real zero. Here each (student, assignment) row carries one of the
 statuses of :mod:`course_tools.grading.status`, and a submission that was not
-graded has no score at all.
+graded has no score at all, and a missing one is ``missing``, not 0.
+
+Each row also says when it was handed in against the due date that applies
+(:mod:`course_tools.grading.deadlines`: the assignment's, or the student's
+extension), how late, the grace days it spent and the penalty of the late
+policy (:mod:`course_tools.grading.late`): ``score_before_penalty`` is what
+the tests and the TAs gave, ``score`` what counts.
 """
 
 from __future__ import annotations
@@ -12,11 +18,12 @@ import csv
 import sys
 from typing import TextIO
 
-from course_tools.grading import status
+from course_tools.grading import late, status
 from course_tools.grading.status import FLAGGED, GRADED, NEEDS_MANUAL, NO_SUBMISSION, NOT_GRADED
 from course_tools.layout import Course
 
-COLUMNS = ["student", "assignment", "status", "score", "max_score", "reason"]
+COLUMNS = ["student", "assignment", "status", "score", "max_score", "reason", "submitted_at", "due", "late",
+           "late_days", "grace_days", "penalty", "score_before_penalty"]
 
 
 def rows(course: Course, assignments: list[str] | None = None) -> list[dict]:
@@ -24,6 +31,7 @@ def rows(course: Course, assignments: list[str] | None = None) -> list[dict]:
     from nbgrader.api import Gradebook, MissingEntry
 
     out = []
+    lateness = late.term_lateness(course)
     with Gradebook(course.gradebook_url()) as gb:
         names = assignments or [a.name for a in gb.assignments]
         for assignment in names:
@@ -35,8 +43,27 @@ def rows(course: Course, assignments: list[str] | None = None) -> list[dict]:
                     sub = gb.find_submission(assignment, student)
                 except MissingEntry:
                     sub = None
-                out.append(_row(course, assignment, student, sub, max_score, student in submitted))
+                row = _row(course, assignment, student, sub, max_score, student in submitted)
+                out.append(_with_lateness(row, lateness.get((student, assignment))))
     return out
+
+
+def _with_lateness(row: dict, when: late.Late | None) -> dict:
+    """The row with its lateness and penalty; ``score`` becomes the score after the penalty."""
+    row = {**row, "submitted_at": "", "due": "", "late": "", "late_days": "", "grace_days": "", "penalty": "",
+           "score_before_penalty": row["score"]}
+    if when is None:
+        return row
+    row.update(submitted_at=_time(when.submitted_at), due=_time(when.due), late=when.text(), late_days=when.days,
+               grace_days=when.grace_used)
+    if row["score"] != "":
+        penalty = late.penalty_points(when, row["score"])
+        row.update(penalty=penalty, score=round(float(row["score"]) - penalty, 6))
+    return row
+
+
+def _time(when: object) -> str:
+    return f"{when:%Y-%m-%d %H:%M} UTC" if when is not None else ""
 
 
 def _row(course: Course, assignment: str, student: str, sub, max_score: float,  # noqa: ANN001
@@ -49,7 +76,7 @@ def _row(course: Course, assignment: str, student: str, sub, max_score: float,  
         if was_submitted:
             return {**row, "status": NOT_GRADED, "reason": f"collected but not autograded yet: "
                                                              f"run `course autograde {assignment}`"}
-        return {**row, "status": NO_SUBMISSION, "score": 0.0}
+        return {**row, "status": NO_SUBMISSION}  # missing: no score, never a silent 0
     row["score"] = sub.score
     reason = (record or {}).get("reason", "")
     if record and record["status"] == FLAGGED:

@@ -286,32 +286,54 @@ def export_lms(course: Course, assignment: str, lms: str, table: list[dict], col
     return LmsExport(writer(assignment, lines, max_score, column), len(lines) - len(withheld), withheld, unknown)
 
 
+def identities_for(course: Course, assignments: list[str], lms: str) -> dict[str, dict]:
+    """Each student's identity on ``lms`` over several assignments (the latest assignment's wins)."""
+    out: dict[str, dict] = {}
+    for assignment in assignments:
+        out.update({s: row for s, row in read_identities(course, assignment).items() if row["lms"] == lms})
+    return out
+
+
 def _points(score: object) -> str:
     return f"{float(score):g}"
 
 
 def _canvas(assignment: str, lines: list[tuple[dict, str]], max_score: object, column: str | None) -> str:
+    """Canvas's gradebook import for one assignment (see :func:`canvas_table`)."""
+    return canvas_table([column or assignment], [max_score], [(who, [score]) for who, score in lines])
+
+
+def canvas_table(columns: list[str], possible: list[object], lines: list[tuple[dict, list[str]]]) -> str:
     """Canvas's gradebook import: Student, ID, SIS User ID, SIS Login ID, Section, then one column per
     assignment named "<name> (<Canvas assignment id>)" (a new name makes a new column); a
     "Points Possible" row first. A blank cell leaves the Canvas grade as it is."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", column or assignment])
-    writer.writerow(["    Points Possible", "", "", "", "", _points(max_score) if max_score != "" else ""])
-    for who, score in lines:
-        writer.writerow([who["name"], who["lms_id"], "", "", "", score])
+    writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *columns])
+    writer.writerow(["    Points Possible", "", "", "", "", *(_points(m) if m != "" else "" for m in possible)])
+    for who, scores in lines:
+        writer.writerow([who["name"], who["lms_id"], "", "", "", *scores])
     return out.getvalue()
 
 
 def _moodle(assignment: str, lines: list[tuple[dict, str]], max_score: object, column: str | None) -> str:
     """Moodle's grading worksheet (Assignment > "Upload grading worksheet"): rows matched by
     Identifier "Participant <id>"; an empty Grade is not imported."""
+    return moodle_table(["Grade"], [max_score], [(who, [score]) for who, score in lines])
+
+
+def moodle_table(columns: list[str], maxima: list[object], lines: list[tuple[dict, list[str]]]) -> str:
+    """Moodle's worksheet columns: Identifier, Full name, Email address, then each grade with its
+    maximum ("Grade", "Maximum Grade" for one; "<name> Grade", "<name> Maximum Grade" for several),
+    then Feedback comments. An empty grade is not imported."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["Identifier", "Full name", "Email address", "Grade", "Maximum Grade", "Feedback comments"])
-    for who, score in lines:
-        writer.writerow([f"Participant {who['lms_id']}", who["name"], "", score,
-                         _points(max_score) if max_score != "" else "", ""])
+    pairs = [(c, "Maximum Grade" if c == "Grade" else f"{c} Maximum Grade") for c in columns]
+    writer.writerow(["Identifier", "Full name", "Email address", *(n for pair in pairs for n in pair),
+                     "Feedback comments"])
+    for who, scores in lines:
+        cells = [v for score, m in zip(scores, maxima) for v in (score, _points(m) if m != "" else "")]
+        writer.writerow([f"Participant {who['lms_id']}", who["name"], "", *cells, ""])
     return out.getvalue()
 
 
