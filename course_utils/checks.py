@@ -22,6 +22,7 @@ import base64
 import json
 import math
 import os
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Sequence
 
 import sys
@@ -56,6 +57,14 @@ def _ok(name: str, what: str) -> None:
 _FLOAT_DTYPES = {"float16", "float32", "float64", "complex64", "complex128"}
 _INT_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
 
+# Limits on one published value, for the kernel that encodes it and the grader that decodes it: a
+# value past them is not plain data (it never matches), and the grader never allocates for it.
+MAX_VALUE_BYTES = 12 * 2**20  # an array's or a string's bytes (in base64, within the grader's 16 MiB)
+MAX_DEPTH = 64  # lists and dicts inside each other
+MAX_ITEMS = 200_000  # items of one list or dict; a published value's containers altogether
+MAX_INT_DIGITS = 1000  # decimal digits of an int (a float holds 309)
+MAX_NDIM = 32
+
 
 def encode(value: Any) -> dict:
     """``value`` as JSON-safe plain data that keeps its exact type.
@@ -63,39 +72,60 @@ def encode(value: Any) -> dict:
     Tensors and arrays travel as dtype, shape and raw bytes; ``int``,
     ``float``, ``bool``, ``str`` and ``None`` as themselves; tuples, lists and
     dicts with string keys element by element. Anything else, including a
-    subclass of a plain type (a ``str`` whose ``==`` always says yes), becomes
+    subclass of a plain type (a ``str`` whose ``==`` always says yes), and
+    anything past the limits above (nesting, size, digits), becomes
     ``{"t": "unsupported"}`` and never matches a target.
     """
+    return _encode(value, 0)
+
+
+def _encode(value: Any, depth: int) -> dict:
     kind = type(value)
     if value is None:
         return {"t": "none"}
     if kind is bool:
         return {"t": "bool", "v": value}
     if kind is int:
+        if value.bit_length() > MAX_INT_DIGITS * 3.32:  # str() of it would be slow, or raise
+            return _unsupported("int with too many digits")
         return {"t": "int", "v": str(value)}
     if kind is float:
         return {"t": "float", "v": repr(value)}
     if kind is str:
-        return {"t": "str", "v": value}
+        return {"t": "str", "v": value} if len(value) <= MAX_VALUE_BYTES else _unsupported("string too long")
     torch = sys.modules.get("torch")  # a value can only be a tensor if torch is loaded: never import it here
-    if kind in (tuple, list) or (torch is not None and kind is torch.Size):
-        return {"t": "list", "v": [encode(v) for v in value]}
-    if kind is dict and all(type(k) is str for k in value):
-        return {"t": "dict", "v": {k: encode(v) for k, v in value.items()}}
+    is_size = torch is not None and kind is torch.Size
+    if kind in (tuple, list, dict) or is_size:
+        if depth >= MAX_DEPTH or len(value) > MAX_ITEMS:
+            return _unsupported(f"{kind.__name__} nested too deeply or too long")
+        if kind is dict:
+            if not all(type(k) is str for k in value):
+                return _unsupported("dict whose keys are not all strings")
+            return {"t": "dict", "v": {k: _encode(v, depth + 1) for k, v in value.items()}}
+        return {"t": "list", "v": [_encode(v, depth + 1) for v in value]}
     if torch is not None and kind in (torch.Tensor, torch.nn.Parameter):
-        tensor = value.detach().cpu()
-        if tensor.dtype == torch.bfloat16:
-            tensor = tensor.float()
-        return _array(tensor.resolve_conj().resolve_neg().numpy())
+        try:
+            tensor = value.detach().cpu()
+            if tensor.dtype == torch.bfloat16:
+                tensor = tensor.float()
+            return _array(tensor.resolve_conj().resolve_neg().numpy())
+        except (RuntimeError, TypeError, ValueError):  # sparse, meta, dtypes numpy lacks
+            return _unsupported(f"tensor of {value.dtype}")
     if kind is np.ndarray or isinstance(value, np.generic) and kind.__module__ == "numpy":
         return _array(np.asarray(value))
-    return {"t": "unsupported", "type": f"{kind.__module__}.{kind.__qualname__}"}
+    return _unsupported(f"{kind.__module__}.{kind.__qualname__}")
+
+
+def _unsupported(type_name: str) -> dict:
+    return {"t": "unsupported", "type": type_name}
 
 
 def _array(array: np.ndarray) -> dict:
     name = array.dtype.name
     if name not in _FLOAT_DTYPES | _INT_DTYPES:
-        return {"t": "unsupported", "type": f"array of {name}"}
+        return _unsupported(f"array of {name}")
+    if array.nbytes > MAX_VALUE_BYTES or array.ndim > MAX_NDIM:
+        return _unsupported(f"array of {array.nbytes} bytes in {array.ndim} dimensions")
     data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
     return {"t": "array", "dtype": name, "shape": list(array.shape), "v": base64.b64encode(data.tobytes()).decode()}
 
@@ -114,37 +144,56 @@ def decode(data: Any) -> Any:
     """The value :func:`encode` described; arrays come back as numpy arrays.
 
     Safe on input from an untrusted kernel: it builds only numbers, strings,
-    lists, dicts and arrays of whitelisted dtypes (never unpickles), and a
-    malformed description decodes to :class:`Unsupported`.
+    lists, dicts and arrays of whitelisted dtypes (never unpickles), checks
+    every size, digit count and nesting depth against the limits above before
+    it allocates, and never raises: a malformed or oversized description
+    decodes to :class:`Unsupported`.
     """
     try:
-        kind = data["t"]
-        if kind == "none":
-            return None
-        if kind == "bool" and type(data["v"]) is bool:
-            return data["v"]
-        if kind == "int":
-            return int(str(data["v"]))
-        if kind == "float":
-            return float(str(data["v"]))
-        if kind == "str" and type(data["v"]) is str:
-            return data["v"]
-        if kind == "list":
-            return [decode(v) for v in data["v"]]
-        if kind == "dict":
-            return {str(k): decode(v) for k, v in dict(data["v"]).items()}
-        if kind == "array" and data["dtype"] in _FLOAT_DTYPES | _INT_DTYPES:
-            shape = tuple(int(n) for n in data["shape"])
-            raw = base64.b64decode(data["v"], validate=True)
-            dtype = np.dtype(data["dtype"]).newbyteorder("<")
-            if len(raw) != dtype.itemsize * math.prod(shape):
-                return Unsupported("array whose bytes do not match its shape")
-            return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
-        if kind == "unsupported":
-            return Unsupported(str(data.get("type", "object"))[:80])
-    except (KeyError, TypeError, ValueError, AttributeError):
-        pass
+        return _decode(data, 0)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError, MemoryError):
+        return Unsupported("malformed value")
+
+
+def _decode(data: Any, depth: int) -> Any:
+    kind, v = data["t"], data.get("v")
+    if kind == "none":
+        return None
+    if kind == "bool" and type(v) is bool:
+        return v
+    if kind == "int" and type(v) is str and len(v) <= MAX_INT_DIGITS + 1:
+        return int(v)
+    if kind == "float" and type(v) is str and len(v) <= 40:
+        return float(v)
+    if kind == "str" and type(v) is str:
+        return v
+    if kind in ("list", "dict") and depth >= MAX_DEPTH:
+        return Unsupported("value nested too deeply")
+    if kind == "list" and type(v) is list and len(v) <= MAX_ITEMS:
+        return [_decode(item, depth + 1) for item in v]
+    if kind == "dict" and type(v) is dict and len(v) <= MAX_ITEMS:
+        return {k: _decode(item, depth + 1) for k, item in v.items()}
+    if kind == "array":
+        return _decode_array(data["dtype"], data["shape"], v)
+    if kind == "unsupported":
+        return Unsupported(str(data.get("type", "object"))[:80])
     return Unsupported("malformed value")
+
+
+def _decode_array(dtype_name: Any, shape: Any, text: Any) -> Any:
+    """An array, once its dtype, shape and byte count are known to be sane (before anything is allocated)."""
+    if dtype_name not in _FLOAT_DTYPES | _INT_DTYPES or type(shape) is not list or type(text) is not str:
+        return Unsupported("malformed array")
+    if len(shape) > MAX_NDIM or not all(type(n) is int and 0 <= n <= MAX_VALUE_BYTES for n in shape):
+        return Unsupported("array of an impossible shape")
+    dtype = np.dtype(dtype_name).newbyteorder("<")
+    nbytes = dtype.itemsize * math.prod(shape)
+    if nbytes > MAX_VALUE_BYTES or len(text) != 4 * math.ceil(nbytes / 3):
+        return Unsupported("array whose bytes do not match its shape")
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) != nbytes:
+        return Unsupported("array whose bytes do not match its shape")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def _numeric(value: Any) -> bool:
@@ -157,8 +206,17 @@ def compare(value: Any, target: Any, rtol: float = 1e-5, atol: float = 1e-8) -> 
     Numbers and arrays match within ``rtol``/``atol`` (shapes must agree, a
     plain number and a 0-dim array are the same shape); booleans, strings and
     None must be equal and of the same type; lists and dicts match element by
-    element. The grader calls this in its own process, on decoded values only.
+    element. The grader calls this in its own process, on decoded values only,
+    so it never raises: a value that cannot be compared (an int no float holds
+    against a float) does not match.
     """
+    try:
+        return _compare(value, target, rtol, atol)
+    except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as exc:
+        return f"a value that cannot be compared with the target ({type(exc).__name__})"
+
+
+def _compare(value: Any, target: Any, rtol: float, atol: float) -> str | None:
     if isinstance(value, Unsupported):
         return f"a {value.type_name}, which is not plain data"
     if target is None or type(target) in (bool, str):
@@ -172,6 +230,9 @@ def compare(value: Any, target: Any, rtol: float = 1e-5, atol: float = 1e-8) -> 
     if _numeric(target):
         if not _numeric(value):
             return f"{_short(value)} where a number or array was expected"
+        if type(value) is int and type(target) is int:  # exact, whatever their size
+            close = abs(value - target) <= Fraction(atol) + Fraction(rtol) * abs(target)
+            return None if close else "values differ beyond the tolerance"
         v, t = np.asarray(value), np.asarray(target)
         if v.shape != t.shape:
             return f"shape {v.shape} where {t.shape} was expected"
@@ -183,7 +244,7 @@ def compare(value: Any, target: Any, rtol: float = 1e-5, atol: float = 1e-8) -> 
         if not isinstance(value, list) or len(value) != len(target):
             return f"{_short(value)} where a sequence of {len(target)} was expected"
         for i, (v, t) in enumerate(zip(value, target)):
-            problem = compare(v, t, rtol, atol)
+            problem = _compare(v, t, rtol, atol)
             if problem:
                 return f"item {i}: {problem}"
         return None
@@ -191,17 +252,22 @@ def compare(value: Any, target: Any, rtol: float = 1e-5, atol: float = 1e-8) -> 
         if not isinstance(value, dict) or set(value) != set(target):
             return "keys differ"
         for key in target:
-            problem = compare(value[key], target[key], rtol, atol)
+            problem = _compare(value[key], target[key], rtol, atol)
             if problem:
-                return f"{key!r}: {problem}"
+                return f"{_short(key)}: {problem}"
         return None
     return f"an unsupported target {_short(target)}"
 
 
 def _short(value: Any) -> str:
+    """A few words for a value, never its whole text (it may be megabytes, or nested deeply)."""
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape}"
-    text = repr(value)
+    if isinstance(value, (list, dict)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    if type(value) is int and value.bit_length() > 128:
+        return f"an int of {value.bit_length()} bits"
+    text = repr(value[:40] if isinstance(value, str) else value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

@@ -215,6 +215,7 @@ def store(course: Course, kit: Kit, outcome: Outcome, sub: Submission) -> None:
     from nbgrader.api import Gradebook, MissingEntry
 
     outcome.digest = outcome.digest or sub.digest
+    outcome.reason = status.clip(outcome.reason)  # the note, the record and the export quote it
     dest = course.autograded(sub.student, kit.assignment)
     url = course.gradebook_url()
     if outcome.status == NOT_GRADED:

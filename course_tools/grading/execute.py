@@ -19,7 +19,10 @@ prints. This subclass:
   cells above (so later answers see their imports and data) and goes on:
   marks earned before the crash are kept;
 - caps every kind of output a cell sends (streams, displays, display
-  updates, widget messages) and ends every process a cell leaves behind.
+  updates, widget messages), per cell and for the whole notebook, keeps
+  nothing of a re-run after a kernel death, caps the values a test cell and
+  the notebook publish, and ends every process a cell leaves behind: what
+  this process holds for a submission is bounded whatever its kernel sends.
 
 With ``reference_out`` set it runs the solution instead and writes what its
 expectations published, for :mod:`course_tools.grading.reference`.
@@ -44,7 +47,7 @@ from traitlets import Bool, Int, List, Unicode
 
 from course_tools.assignments import grade_id, is_test_cell
 from course_tools import testcells
-from course_tools.grading import judge, sandbox, zygote
+from course_tools.grading import judge, sandbox, status, zygote
 from course_utils.checks import EXPECT_MIME, JUDGE_ENV
 
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
@@ -61,6 +64,9 @@ class GradingExecute(Execute):
     cpu_seconds = Int(sandbox.Limits.cpu_seconds).tag(config=True)
     processes = Int(sandbox.Limits.processes).tag(config=True)
     max_output_bytes = Int(2_000_000, help="output kept per cell, all message types together").tag(config=True)
+    max_notebook_output_bytes = Int(20_000_000, help="output kept for the whole notebook").tag(config=True)
+    max_published_cell_bytes = Int(2 * judge.MAX_PAYLOAD, help="published values kept per test cell").tag(config=True)
+    max_published_bytes = Int(8 * judge.MAX_PAYLOAD, help="published values kept for the notebook").tag(config=True)
     max_restarts = Int(3, help="kernel restarts before the remaining cells are given up").tag(config=True)
     report_file = Unicode("", help="JSON file for what happened").tag(config=True)
     reference_file = Unicode("", help="the solution's published values to judge against "
@@ -101,10 +107,14 @@ class GradingExecute(Execute):
         self._check_assign_resources(resources)
         self.extra_arguments = [*KERNEL_ARGS, *(a for a in self.extra_arguments if a not in KERNEL_ARGS)]
         self._report: dict[str, Any] = {"kernel_deaths": [], "truncated": [], "not_run": [], "strays": [],
+                                        "dropped_values": [],
                                         "judged": {}, "surplus": [], "unjudged": [], "warm": bool(self.zygote_socket),
                                         "seconds": {"kernel start": 0.0, "cells": 0.0, "judging": 0.0}}
-        self._output_bytes: dict[int, int] = {}
+        self._output_bytes: dict[int, int] = {}  # output each cell sent, kept or not
+        self._kept_bytes = 0  # output kept in the notebook, all cells together
+        self._cut: set[int] = set()  # cells whose output was cut (marked once)
         self._published: dict[int, list[dict]] = {}
+        self._published_bytes: dict[int, int] = {}  # what each test cell's kept values cost
         self._errors: dict[int, str] = {}  # test cells whose judged run raised or died: why
         self._judge_deaths = 0
         self._stray_publishers: set[int] = set()
@@ -255,7 +265,7 @@ class GradingExecute(Execute):
 
     def _collect(self, index: int, code: str) -> None:
         """Run a test cell's judged code, keeping only what its expectations publish."""
-        self._published[index] = []
+        self._published[index], self._published_bytes[index] = [], 0
         self._collecting = index
         try:
             self._side_execute(new_code_cell(code), index)
@@ -273,9 +283,11 @@ class GradingExecute(Execute):
             self.nb.cells[index] = original  # nbclient stores the executed cell at its index
 
     def _kernel_info(self) -> None:
+        """The kernel's language info into the notebook's metadata, unless it is oversized."""
         info = self.wait_for_reply(self.kc.kernel_info())
-        if info:
-            self.nb.metadata["language_info"] = info["content"]["language_info"]
+        language = (info or {}).get("content", {}).get("language_info")
+        if isinstance(language, dict) and len(json.dumps(language, default=str)) <= 10_000:
+            self.nb.metadata["language_info"] = language
 
     # ------------------------------------------------------------ verdicts
 
@@ -300,8 +312,10 @@ class GradingExecute(Execute):
             verdict = judge.judge(reference.get(gid, []), published)
             self._report["judged"][gid] = verdict.passed
             self._report.setdefault("published", {})[gid] = published  # the judge's inputs, for `course rejudge`
-            self._report["surplus"] += [f"{gid}: {label}" for label in judge.surplus(reference.get(gid, []),
-                                                                                      published)]
+            labels = judge.surplus(reference.get(gid, []), published)
+            self._report["surplus"] += [f"{gid}: {status.quote(label)}" for label in labels[:10]]
+            if len(labels) > 10:
+                self._report["surplus"].append(f"{gid}: {len(labels) - 10} more messages")
             cell.outputs = [_neutral(o) for o in cell.outputs]
             if not verdict.passed:
                 cell.outputs.append(new_output("error", ename="TestFailed", evalue=verdict.message,
@@ -329,25 +343,45 @@ class GradingExecute(Execute):
             if not self._side_run:
                 self._stray_publishers.add(cell_index)
             return None
-        if self._side_run:
-            return super().process_message(msg, cell, cell_index)
+        if self._side_run:  # a re-run of the cells above after a kernel death: nothing of it is kept
+            return None
+        return self._keep_within_caps(msg, cell, cell_index)
+
+    def _keep_within_caps(self, msg: dict, cell: NotebookNode, cell_index: int):  # noqa: ANN202
+        """Keep an output message (a stream, a display or its update, widget state) while the cell and
+        the notebook are under their caps; the first message over a cap leaves a marker instead."""
         size = len(json.dumps(msg.get("content", {}), default=str))
+        size += sum(memoryview(b).nbytes for b in msg.get("buffers") or [])
         used = self._output_bytes.get(cell_index, 0)
         self._output_bytes[cell_index] = used + size
-        if used + size <= self.max_output_bytes:
+        if used + size <= self.max_output_bytes and self._kept_bytes + size <= self.max_notebook_output_bytes:
+            self._kept_bytes += size
             return super().process_message(msg, cell, cell_index)
-        if used <= self.max_output_bytes:
+        if cell_index not in self._cut:
+            self._cut.add(cell_index)
             self._report["truncated"].append(grade_id(self.nb.cells[cell_index], cell_index))
-            cell.outputs.append(new_output("stream", name="stderr", text=(
-                f"\n[output cut by the grader after {self.max_output_bytes // 1000} kB]\n")))
+            why = (f"after {self.max_output_bytes // 1000} kB" if used + size > self.max_output_bytes else
+                   f"because the notebook's outputs reached {self.max_notebook_output_bytes // 1_000_000} MB")
+            cell.outputs.append(new_output("stream", name="stderr", text=f"\n[output cut by the grader {why}]\n"))
         return None
 
     def _take_published(self, msg: dict, index: int) -> None:
+        """Keep a value the judged test published, within the test cell's and the notebook's budget
+        (a value past either is dropped, so its expectation fails); remember the test's first error."""
         raw = _published_value(msg)
         if raw is not None:
             payload = judge.parse_payload(raw)
-            if payload is not None:
-                self._published[index].append(payload)
+            if payload is None:
+                return
+            spent, used = judge.cost(raw), self._published_bytes.get(index, 0)
+            if used + spent > self.max_published_cell_bytes \
+                    or sum(self._published_bytes.values()) + spent > self.max_published_bytes:
+                gid = grade_id(self.nb.cells[index], index)
+                if gid not in self._report["dropped_values"]:
+                    self._report["dropped_values"].append(gid)
+                return
+            self._published_bytes[index] = used + spent
+            self._published[index].append(payload)
         elif msg["msg_type"] == "error" and index not in self._errors:
             self._errors[index] = f"{msg['content'].get('ename', 'Error')}: {msg['content'].get('evalue', '')}"[:500]
 

@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import re
+import resource
 import shutil
 import tempfile
 import time
@@ -30,7 +31,7 @@ from traitlets.config import Config
 
 from course_tools.config import quiet_library_warnings, scratch_config
 from course_tools.grading import execute, zygote
-from course_tools.grading.status import FLAGGED, GRADED, NOT_GRADED
+from course_tools.grading.status import FLAGGED, GRADED, NOT_GRADED, clip
 
 
 
@@ -142,7 +143,8 @@ def grade(kit: Kit, submission: Submission, settings: Settings) -> Outcome:
         _lay_out(root, kit, submission)
         _run_nbgrader(root, kit, submission, settings, outcome, warm)
     except Exception as exc:  # noqa: BLE001 (whatever it is, it is this submission's status, not the batch's)
-        outcome.status, outcome.reason = NOT_GRADED, f"the grader failed on this submission: {type(exc).__name__}: {exc}"
+        outcome.status = NOT_GRADED
+        outcome.reason = clip(f"the grader failed on this submission: {type(exc).__name__}: {exc}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if warm is not None:
@@ -225,6 +227,7 @@ def _run_nbgrader(root: Path, kit: Kit, submission: Submission, settings: Settin
         child.join()
         outcome.reason = f"grading took longer than the whole-run limit of {settings.run_timeout} s"
         return
+    outcome.report["peak_rss_mib"] = result.get("peak_rss_mib")
     child.join(timeout=10)
     if child.is_alive():  # it has answered; whatever keeps it from exiting does not matter
         child.kill()
@@ -277,22 +280,27 @@ def verdict(report: dict) -> tuple[str, str]:
         notes.append(f"{killed} stray processes ended after " + ", ".join(s["cell"] for s in report["strays"]))
     if report.get("truncated"):
         notes.append("output cut in " + ", ".join(report["truncated"]))
+    if report.get("dropped_values"):
+        notes.append("published values over the limit dropped in " + ", ".join(report["dropped_values"]))
     if report.get("unjudged"):
         notes.append("could not judge " + "; ".join(report["unjudged"]))
     if report.get("surplus"):
         what = "; ".join(report["surplus"][:5])
-        return FLAGGED, ("the submission published grading messages itself (" + what + "): its scores come "
-                         "only from values judged outside its kernel, but look at what it tried; "
-                         + "; ".join(notes)).rstrip("; ")
-    return GRADED, "; ".join(notes)
+        return FLAGGED, clip(("the submission published grading messages itself (" + what + "): its scores "
+                              "come only from values judged outside its kernel, but look at what it tried; "
+                              + "; ".join(notes)).rstrip("; "))
+    return GRADED, clip("; ".join(notes))
 
 
 _EXPLAINED = (
     (r"Cell with id '([^']+)' exists multiple times", "two cells carry the grade id {0} (a graded cell was copied)"),
     (r"Cell '([^']+)' does not exist in the database", "the cell {0} is not part of the released assignment "
                                                         "(a graded cell's grade id was changed)"),
-    (r"Attribute '(\w+)' for cell (\S+) has changed", "the cell {1} was turned into another kind of cell (its "
-                                                        "nbgrader attribute '{0}' differs from the release)"),
+    # only a changed kind of cell: a changed checksum or points value is routine (nbgrader restores the
+    # released source and points and warns), never the cause of a failure
+    (r"Attribute '(cell_type|locked)' for cell (\S+) has changed", "the cell {1} was turned into another kind of "
+                                                                    "cell (its nbgrader attribute '{0}' differs "
+                                                                    "from the release)"),
     (r"Inconsistent checksums for cell (\S+)", "the cell {0} was edited in a way nbgrader cannot restore"),
 )
 _LAST_RESORT = (r"KeyError: 'grade_id'", "a graded cell lost its grade id (its nbgrader metadata was edited)")
@@ -304,7 +312,8 @@ def explain(error: str) -> str:
     """nbgrader's failure in words a TA can act on: what was wrong with the notebook, and what to do.
 
     nbgrader names the cause in the warnings it logs before its final "see the above traceback";
-    those are read first, then the exception itself.
+    those are read first, then the exception itself (the last line that names one: a traceback's
+    own exception, never a routine warning logged before it).
     """
     lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
     causes: list[str] = []
@@ -341,19 +350,30 @@ def _child(job: dict, send: Connection) -> None:
         result = api.autograde(assignment, student, force=True, create=True)
         seconds = time.perf_counter() - started
         if not result["success"]:
-            send.send({"ok": False, "error": "\n".join(str(result.get(k) or "") for k in ("log", "error"))})
+            send.send({"ok": False, "error": _ends("\n".join(str(result.get(k) or "") for k in ("log", "error"))),
+                       "peak_rss_mib": _peak_rss_mib()})
             return
         with Gradebook(config.CourseDirectory.db_url) as gb:
             scores = {g.name: [float(g.score or 0), float(g.max_score or 0)]
                       for nb in gb.find_submission(assignment, student).notebooks for g in nb.grades}
-        send.send({"ok": True, "scores": scores, "seconds": seconds})
+        send.send({"ok": True, "scores": scores, "seconds": seconds, "peak_rss_mib": _peak_rss_mib()})
     except Exception as exc:  # noqa: BLE001 (reported as "not graded" with the reason)
-        send.send({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+        send.send({"ok": False, "error": clip(f"{type(exc).__name__}: {exc}"), "peak_rss_mib": _peak_rss_mib()})
     finally:
         # Exit at once: interpreter teardown (zmq contexts, atexit hooks of the kernel client)
         # can hang for a minute, and the answer has been sent.
         send.close()
         os._exit(0)
+
+
+def _ends(text: str, keep: int = 10_000) -> str:
+    """The start and the end of a long log (its warnings come first, its exception last)."""
+    return text if len(text) <= 2 * keep else text[:keep] + "\n...\n" + text[-keep:]
+
+
+def _peak_rss_mib() -> float:
+    """The most memory this grading process held at once (it holds what the kernel sent), in MiB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux counts KiB
 
 
 def grading_config(root: Path, settings: Settings, reference_run: bool = False,

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 from course_utils import checks
 
-MAX_PAYLOAD = 16 * 2**20  # bytes of one published value; larger ones are not judged
+MAX_PAYLOAD = 16 * 2**20  # characters of one published value (its JSON, arrays in base64)
+MAX_LABEL = 10_000  # characters of a message kept; a longer one is cut (it can match no real test)
 
 
 # ---------------------------------------------------------------- judging
@@ -42,16 +43,30 @@ class Verdict:
 
 
 def parse_payload(raw: object) -> dict | None:
-    """One published expectation, or None for anything malformed or too large."""
-    if not isinstance(raw, str) or len(raw) > MAX_PAYLOAD:
+    """One published expectation, or None for anything malformed or too large.
+
+    The sizes are checked on the text before it is parsed, so what parsing
+    builds stays within a small multiple of :data:`MAX_PAYLOAD`: a brace or
+    bracket costs a Python container, text costs its length. Nesting past
+    the parser's recursion limit is malformed, not an error of the grader.
+    """
+    if type(raw) is not str or len(raw) > MAX_PAYLOAD or cost(raw) > 2 * MAX_PAYLOAD:
         return None
     try:
         payload = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError, MemoryError):
         return None
-    if not isinstance(payload, dict) or not isinstance(payload.get("label"), str) or "value" not in payload:
+    if type(payload) is not dict or type(payload.get("label")) is not str or "value" not in payload:
         return None
+    if len(payload["label"]) > MAX_LABEL:
+        payload["label"] = payload["label"][:MAX_LABEL] + "..."
     return payload
+
+
+def cost(raw: str) -> int:
+    """About how many bytes a published value holds once parsed: its text, plus a small Python
+    object for each JSON object or array (counted on the text, before parsing)."""
+    return len(raw) + 200 * (raw.count("{") + raw.count("["))
 
 
 def judge(reference: list[dict], student: list[dict]) -> Verdict:
@@ -74,11 +89,20 @@ def judge(reference: list[dict], student: list[dict]) -> Verdict:
         seen[label] += 1
         if k >= len(published[label]):
             return Verdict(False, label)
-        problem = checks.compare(checks.decode(published[label][k]["value"]), checks.decode(expected["value"]),
-                                 rtol=float(expected.get("rtol", 1e-5)), atol=float(expected.get("atol", 1e-8)))
-        if problem is not None:
+        if not _matches(published[label][k], expected):
             return Verdict(False, label)
     return Verdict(True)
+
+
+def _matches(published: dict, expected: dict) -> bool:
+    """Does a published value match the reference's? A value that cannot be decoded or compared
+    (of any shape, size or nesting a kernel could send) is a failed expectation, never an error."""
+    try:
+        problem = checks.compare(checks.decode(published["value"]), checks.decode(expected["value"]),
+                                 rtol=float(expected.get("rtol", 1e-5)), atol=float(expected.get("atol", 1e-8)))
+    except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError):
+        return False
+    return problem is None
 
 
 def surplus(reference: list[dict], student: list[dict]) -> list[str]:
