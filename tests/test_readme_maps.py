@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MAPPED_PACKAGES = ("course_utils", "course_tools", "deploy")
-KIT_README = REPO / "course_tools" / "authoring" / "kit" / "README.md"
+KIT_README = REPO / "course_tools" / "authoring" / "kit" / "README.md.in"
 
 
 def code_map(readme: str) -> str:

@@ -4,7 +4,7 @@ The kit is a folder an instructor pushes to a public repository or zips for an
 LMS. Students clone or unzip it and run ``make lab``::
 
     README.md              set-up, working, validating, handing in
-    Makefile               make setup, make lab, make data (kit/Makefile)
+    Makefile               make setup, make lab, make data (from kit/Makefile.in, as every templated file)
     pyproject.toml         the package course_utils only; the dependencies its code and the notebooks import
     constraints.txt        the versions the course was tested with, for those dependencies only
     requirements-data.txt  the data-only wheels, hash-pinned
@@ -49,6 +49,7 @@ from course_tools import assignments, markers
 from course_tools.layout import Course
 
 TEMPLATES = Path(__file__).with_name("kit")
+TEMPLATE_SUFFIX = ".in"  # a kit file with @PLACEHOLDERS@, filled by publish
 MANIFEST = ".course-kit.json"
 RELEASED = "released"
 REQUIRES_PYTHON = ">=3.11,<3.14"  # the Pythons the kit is tested on: 3.11, 3.12, 3.13
@@ -175,10 +176,10 @@ def build(root: Path, names: list[str], course: Course) -> PublishedKit:
         "@REQUIRES_PYTHON@": REQUIRES_PYTHON,
     }
     for template in sorted(p for p in TEMPLATES.rglob("*") if p.is_file()):
-        relative = template.relative_to(TEMPLATES)
-        target = root / (".gitignore" if relative.name == "gitignore" else relative)
+        target = root / _kit_name(template.relative_to(TEMPLATES))
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(_fill(template.read_text(), values))
+        target.write_text(_fill(template.read_text(), values) if template.suffix == TEMPLATE_SUFFIX
+                          else template.read_text())
     write_requirements(root, course_id, requirements)
     entries = sorted(p.name for p in root.iterdir()) + [MANIFEST]
     kit = PublishedKit(root, course_id, list(names), entries)
@@ -187,6 +188,14 @@ def build(root: Path, names: list[str], course: Course) -> PublishedKit:
         "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "entries": entries,
     }, indent=1) + "\n")
     return kit
+
+
+def _kit_name(relative: Path) -> Path:
+    """A template's name in the kit: ``nbgrader_config.py.in`` fills ``nbgrader_config.py``
+    (a template with placeholders is not valid as what it becomes), ``gitignore`` is ``.gitignore``."""
+    if relative.suffix == TEMPLATE_SUFFIX:
+        relative = relative.with_suffix("")
+    return relative.with_name(".gitignore") if relative.name == "gitignore" else relative
 
 
 def _fill(text: str, values: dict[str, str]) -> str:
