@@ -38,12 +38,13 @@ def rows(course: Course, assignments: list[str] | None = None) -> list[dict]:
             max_score = gb.find_assignment(assignment).max_score
             submitted = _submitted(course, assignment)
             students = {s.id for s in gb.students} | status.students_with_records(course, assignment) | submitted
+            waiting = _why_not_autograded(course, assignment) if submitted else ""
             for student in sorted(students):
                 try:
                     sub = gb.find_submission(assignment, student)
                 except MissingEntry:
                     sub = None
-                row = _row(course, assignment, student, sub, max_score, student in submitted)
+                row = _row(course, assignment, student, sub, max_score, waiting if student in submitted else "")
                 out.append(_with_lateness(row, lateness.get((student, assignment))))
     return out
 
@@ -66,16 +67,27 @@ def _time(when: object) -> str:
     return f"{when:%Y-%m-%d %H:%M} UTC" if when is not None else ""
 
 
+def _why_not_autograded(course: Course, assignment: str) -> str:
+    """The reason a collected submission has no grade yet: test cells the grader cannot judge
+    (``course autograde`` refuses the assignment until they are converted), or no run yet."""
+    from course_tools.grading import reference
+
+    cells = reference.unconverted(course, assignment)
+    if cells:
+        return "collected but not autograded: " + reference.convert_advice(assignment, cells)
+    return f"collected but not autograded yet: run `course autograde {assignment}`"
+
+
 def _row(course: Course, assignment: str, student: str, sub, max_score: float,  # noqa: ANN001
-         was_submitted: bool) -> dict:
+         waiting: str) -> dict:
+    """``waiting``: why a collected submission is not graded yet ("" if it was not collected)."""
     record = status.read(course, assignment, student)
     row = {"student": student, "assignment": assignment, "max_score": max_score, "score": "", "reason": ""}
     if record and record["status"] == NOT_GRADED:
         return {**row, "status": NOT_GRADED, "reason": record["reason"]}
     if sub is None:
-        if was_submitted:
-            return {**row, "status": NOT_GRADED, "reason": f"collected but not autograded yet: "
-                                                             f"run `course autograde {assignment}`"}
+        if waiting:
+            return {**row, "status": NOT_GRADED, "reason": waiting}
         return {**row, "status": NO_SUBMISSION}  # missing: no score, never a silent 0
     row["score"] = sub.score
     reason = (record or {}).get("reason", "")

@@ -62,6 +62,34 @@ def run_solution(course: Course, kit: Kit, settings: Settings) -> Outcome:
     return grade(blank, Submission(REFERENCE_STUDENT, files), settings)
 
 
+def unconverted(course: Course, assignment: str) -> list[str]:
+    """Test cells of the source notebook that make no ``checks.expect`` (plain nbgrader ``assert``s):
+    the grader has nothing to judge them by, so no submission of the assignment can be graded."""
+    import nbformat
+
+    from course_tools import assignments, testcells
+
+    path = course.source_notebook(assignment)
+    if not path.is_file():
+        return []
+    found = []
+    for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if assignments.is_test_cell(cell):
+            try:
+                if testcells.expectation_count(cell.source) == 0:
+                    found.append(assignments.grade_id(cell, index))
+            except testcells.UnjudgeableCell:
+                continue  # not Python at all: the solution's run names it
+    return found
+
+
+def convert_advice(assignment: str, cells: list[str]) -> str:
+    """What to do about test cells without expectations (the one wording, for autograde and export)."""
+    return (f"the test cells {', '.join(cells)} of {assignment} make no checks.expect (plain nbgrader asserts), "
+            f"so the grader has nothing to judge them by: run `course convert {assignment}` "
+            "(or rewrite the test cell with checks.expect)")
+
+
 def check_solution_run(kit: Kit, outcome: Outcome) -> dict[str, dict]:
     """The reference values of a solution run; raise if the solution fails its own hidden tests."""
     problems = [f"{gid}: {error}" for values in outcome.reference.values()
@@ -79,7 +107,11 @@ def check_solution_run(kit: Kit, outcome: Outcome) -> dict[str, dict]:
 
 
 def make(course: Course, kit: Kit, settings: Settings) -> dict[str, dict]:
-    """Run the solution, check it, and store what its expectations publish."""
+    """Run the solution, check it, and store what its expectations publish; refuse at once an
+    assignment whose test cells make no expectation (running it would only find that out)."""
+    cells = unconverted(course, kit.assignment)
+    if cells:
+        raise GradingSetupError(convert_advice(kit.assignment, cells))
     values = check_solution_run(kit, run_solution(course, kit, settings))
     path = course.reference_file(kit.assignment)
     path.parent.mkdir(parents=True, exist_ok=True)
