@@ -90,7 +90,8 @@ def test_cell_problems(source: nbformat.NotebookNode) -> list[str]:
         gid = assignments.grade_id(cell, index)
         try:
             if testcells.expectation_count(cell.source) == 0:
-                problems.append(f"{gid}: no checks.expect in its code, so the grader has nothing to judge")
+                problems.append(f"{gid}: no checks.expect in its code, so the grader has nothing to judge: run "
+                                "`course convert` on the notebook (or rewrite the test cell with checks.expect)")
             for name in testcells.target_leaks(cell.source):
                 problems.append(f"{gid}: {name} is computed outside a ### BEGIN REFERENCE / ### END REFERENCE "
                                 "block but used only as a target: it would run in the student's kernel, where "

@@ -294,8 +294,10 @@ class GradingExecute(Execute):
     def _reference(self) -> dict[str, list[dict]]:
         path = self._for_notebook(self.reference_file) if self.reference_file else self._course_reference()
         if not path.is_file():
-            raise RuntimeError(f"no reference values at {path}: run `course release` (it computes them) "
-                               "or `course autograde`")
+            raise RuntimeError(f"no reference values at {path}: run `course release` (it computes them; if it "
+                               "says a test cell makes no checks.expect, run `course convert "
+                               f"{self.resources.get('nbgrader', {}).get('assignment', '<assignment>')}` (or "
+                               "rewrite the test cell with checks.expect) first)")
         return json.loads(path.read_text())["cells"]
 
     def _course_reference(self) -> Path:
