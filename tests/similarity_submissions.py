@@ -1,5 +1,5 @@
 """Submissions of the similarity fixture (tests/fixtures/similarity): a released assignment,
-``mini_train``, and answers written as different students would write them.
+``mini_train.ipynb`` (its stubs and given code, as ``course release`` leaves them), and answers written as different students would write them.
 
 ``answers/independent/sNN.py`` are eight students' own answers to its three answer cells
 (a softmax, one step of logistic regression, a data normaliser): different structure and
@@ -35,15 +35,15 @@ def answers(kind: str) -> dict[str, dict[str, str]]:
 
 def make_course(root: Path) -> Path:
     """A course folder with the fixture's release and the course's nbgrader configuration."""
-    (root / "release").mkdir(parents=True)
-    shutil.copytree(FIXTURE / "release" / ASSIGNMENT, root / "release" / ASSIGNMENT)
+    (root / "release" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy(FIXTURE / f"{ASSIGNMENT}.ipynb", root / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
     shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
     return root
 
 
 def notebook(cells: dict[str, str]) -> nbformat.NotebookNode:
     """The released notebook with these answer cells written in."""
-    nb = nbformat.read(FIXTURE / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    nb = nbformat.read(FIXTURE / f"{ASSIGNMENT}.ipynb", as_version=4)
     for cell in nb.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
         if gid in cells:
