@@ -39,7 +39,7 @@ NAMES = ["val", "tmp", "arr", "res", "out", "acc", "vec", "mat", "buf", "cur", "
 
 
 def varied(code: str, rng: random.Random, donors: list[str]) -> str:
-    """One student's version of ``code``: local names renamed, comments and blank lines moved, a donor line spliced in."""
+    """One student's version of ``code``: local names renamed, comments and blank lines moved, a line spliced in."""
     defined = set(re.findall(r"^\s*(\w+)\s*[-+*/]?=[^=]", code, flags=re.M))  # local names, not parameters
     defined |= set(re.findall(r"\bfor (\w+)", code))
     for name in sorted(defined - KEEP):

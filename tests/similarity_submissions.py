@@ -1,5 +1,6 @@
 """Submissions of the similarity fixture (tests/fixtures/similarity): a released assignment,
-``mini_train.ipynb`` (its stubs and given code, as ``course release`` leaves them), and answers written as different students would write them.
+``mini_train.ipynb`` (its stubs and given code, as ``course release`` leaves them), and answers
+written as different students would write them.
 
 ``answers/independent/sNN.py`` are eight students' own answers to its three answer cells
 (a softmax, one step of logistic regression, a data normaliser): different structure and

@@ -137,20 +137,17 @@ def test_shared_rare_wrong_values_raise_a_pair(course: Path) -> None:
     assert [(v.test, v.students) for v in pair.shared] == [("test_softmax", 2)]  # correct losses never count
 
 
-def test_report_page_and_table(course: Path, capsys: pytest.CaptureFixture) -> None:
+def test_report_page_and_table(course: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     from course_tools.cli import main
 
     _with_records(course, published=True)
-    os.environ["COURSE_ROOT"] = str(course)
-    try:
-        assert main(["similarity", ASSIGNMENT]) == 0
-    finally:
-        del os.environ["COURSE_ROOT"]
+    monkeypatch.setenv("COURSE_ROOT", str(course))
+    assert main(["similarity", ASSIGNMENT]) == 0
     out = capsys.readouterr().out
     assert "12 submissions of mini_train compared" in out and "not a finding" in out
     html = Course(course).similarity_page(ASSIGNMENT).read_text()
     assert "accuses no one" in html and "<script" not in html and "<mark>" in html
-    assert "3 / 3" not in html and "7 / 7 autograded" in html  # both students' scores, from the records
+    assert "Scores: dis02 7 / 7 autograded; ind02 7 / 7 autograded" in html  # from the status records
     table = Course(course).similarity_table(ASSIGNMENT).read_text().splitlines()
     assert table[0].startswith("rank,student_a,student_b,rank_score") and len(table) >= 1 + len(_copy_pairs())
 
