@@ -98,6 +98,7 @@ def test_each_form_keeps_its_meaning(code: str, right, wrong, expectation: str) 
     ("assert np.sqrt(4) == 2", "neither side"),
     ("np.testing.assert_array_less(f(1), 3)", "not one of the numpy.testing assertions"),
     ("x = 1; assert f(x) == 1", "shares its line"),
+    ("with pytest.raises(ValueError):\n    f(-1)", "raises"),
 ])
 def test_what_it_cannot_convert_is_reported_with_its_line(code: str, why: str) -> None:
     with pytest.raises(convert.NotConvertible) as caught:

@@ -419,6 +419,10 @@ class CellConverter:
         edits: list[tuple[int, int, list[str]]] = []  # first line, last line (1-based), new lines
         used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
         count = 0
+        for node in ast.walk(tree):  # a check that something raises has no value to publish
+            if isinstance(node, ast.withitem) and isinstance(node.context_expr, ast.Call) \
+                    and _name(node.context_expr.func) in ("raises", "assertRaises"):
+                raise NotConvertible(node.context_expr.lineno, "a check that code raises has no value to match")
         statements = sorted((n for n in ast.walk(tree) if isinstance(n, (ast.Assert, ast.Expr))),
                             key=lambda n: (n.lineno, n.col_offset))
         for node in statements:
