@@ -30,6 +30,7 @@ from course_tools.grading import reference, status
 from course_tools.grading.intake import read_submission
 from course_tools.grading.job import Kit, Outcome, Settings, Submission, grade
 from course_tools.grading.reference import GradingSetupError
+from course_tools.grading.sanitize import sanitize_notebook_json
 from course_tools.grading.status import FLAGGED, GRADED, NOT_GRADED
 from course_tools.layout import Course
 
@@ -245,7 +246,7 @@ def _write_autograded(dest: Path, kit: Kit, sub: Submission, outcome: Outcome) -
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
         for name, text in outcome.notebooks.items():
-            (staging / f"{name}.ipynb").write_text(text)
+            (staging / f"{name}.ipynb").write_text(sanitize_notebook_json(text))  # read by people's browsers
         if sub.timestamp:
             (staging / "timestamp.txt").write_text(sub.timestamp)
         shutil.rmtree(dest, ignore_errors=True)

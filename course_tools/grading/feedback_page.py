@@ -15,9 +15,10 @@ which browsers draw natively: no script, no font download, no network.
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import nbformat
 from nbconvert.preprocessors import Preprocessor
@@ -27,12 +28,17 @@ from course_tools.layout import Course
 
 PROVISIONAL_TITLE = "Provisional feedback: grading is not finished"
 NOT_GRADED_YET = "Not graded yet: the score shown for this answer is not final."
+# The most of one cell the formula renderer takes on: a longer answer, or one with more formulas,
+# is shown as plain text under a note, so no answer, however long or strange, makes a page slow
+# (converting one formula takes about 0.1 ms).
+MAX_TYPESET_CHARS = 20_000
+MAX_FORMULAS = 1_000
+TOO_LONG_NOTE = (f"This answer is too long to typeset (more than {MAX_TYPESET_CHARS:,} characters or "
+                 f"{MAX_FORMULAS:,} formulas): it is shown as plain text.")
 
-# Math in markdown, outermost delimiters first; code spans and fenced blocks are left alone.
-_CODE = re.compile(r"(```.*?```|~~~.*?~~~|`[^`\n]*`)", re.DOTALL)
-_MATH = re.compile(r"(?<!\\)\$\$(?P<d1>.+?)(?<!\\)\$\$|\\\[(?P<d2>.+?)\\\]"
-                   r"|(?P<d3>\\begin\{(?P<env>equation|align|gather|multline)\*?\}.*?\\end\{(?P=env)\*?\})"
-                   r"|(?<![\\$])\$(?P<i1>[^$\n]+?)(?<!\\)\$|\\\((?P<i2>.+?)\\\)", re.DOTALL)
+_ENVIRONMENTS = ("equation", "align", "gather", "multline")
+_DOLLAR_OR_NEWLINE = re.compile(r"[$\n]")
+_STARTS = re.compile(r"[`~$\\]")  # only these characters can start code or a formula
 _MATHJAX_SCRIPT = re.compile(r"\s*<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL)
 
 
@@ -94,21 +100,120 @@ def tex_to_mathml(tex: str, display: bool) -> str:
     return mathml.replace("\n", "")
 
 
-def markdown_math_to_mathml(text: str) -> str:
-    """Every formula of a markdown text as MathML, code spans and code blocks untouched."""
-    def formula(match: re.Match) -> str:
-        groups = match.groupdict()
-        for key, display in (("d1", True), ("d2", True), ("d3", True), ("i1", False), ("i2", False)):
-            if groups.get(key) is not None:
-                return tex_to_mathml(groups[key], display)
-        return match.group(0)
+class _Closers:
+    """Where each kind of closing delimiter next occurs, searched for at most once per position.
 
-    parts = _CODE.split(text)
-    return "".join(part if i % 2 else _MATH.sub(formula, part) for i, part in enumerate(parts))
+    A search that finds no closer after position p finds none after any later position either, so
+    it is remembered: each kind of delimiter costs one pass over the text, however many openers
+    are never closed (a regular expression retried every opener to the end of the text)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.missing: dict[str, int] = {}  # closer -> a position after which it does not occur
+
+    def find(self, closer: str, start: int, unescaped: bool = False) -> int:
+        """The index of ``closer`` at or after ``start`` (not after a backslash if ``unescaped``), or -1."""
+        if start >= self.missing.get(closer, len(self.text) + 1):
+            return -1
+        at = self.text.find(closer, start)
+        while unescaped and at > 0 and self.text[at - 1] == "\\":
+            at = self.text.find(closer, at + 1)
+        if at < 0:
+            self.missing[closer] = min(start, self.missing.get(closer, start))
+        return at
+
+
+def _formula_at(text: str, i: int, closers: _Closers) -> tuple[int, str, bool] | None:
+    """The formula starting at ``text[i]``: (index after it, its LaTeX, display?), or None.
+
+    Delimiters, outermost first: ``$$..$$``, ``\\[..\\]``, ``\\begin{equation|align|gather|multline}``
+    (starred too) to its ``\\end``, ``$..$`` on one line, ``\\(..\\)``; a dollar after a backslash
+    opens nothing."""
+    before = text[i - 1] if i else ""
+    if text.startswith("$$", i) and before != "\\":
+        end = closers.find("$$", i + 3, unescaped=True)
+        return (end + 2, text[i + 2:end], True) if end >= 0 else None
+    if text.startswith("\\[", i):
+        end = closers.find("\\]", i + 3)
+        return (end + 2, text[i + 2:end], True) if end >= 0 else None
+    if text.startswith("\\begin{", i):
+        for env in _ENVIRONMENTS:
+            for name in (env + "*", env):
+                if text.startswith("\\begin{" + name + "}", i):
+                    closer = "\\end{" + name + "}"
+                    end = closers.find(closer, i + len(closer) + 2)
+                    return (end + len(closer), text[i:end + len(closer)], True) if end >= 0 else None
+        return None
+    if text.startswith("$", i) and before not in ("\\", "$"):
+        end = _DOLLAR_OR_NEWLINE.search(text, i + 1)
+        if end is not None and text[end.start()] == "$" and end.start() > i + 1 and text[end.start() - 1] != "\\":
+            return end.start() + 1, text[i + 1:end.start()], False
+        return None
+    if text.startswith("\\(", i):
+        end = closers.find("\\)", i + 3)
+        return (end + 2, text[i + 2:end], False) if end >= 0 else None
+    return None
+
+
+def _code_at(text: str, i: int) -> int:
+    """The index after a code block or span starting at ``text[i]`` (``i`` if none starts there).
+    A fence left open runs to the end of the text, as in markdown."""
+    for fence in ("```", "~~~"):
+        if text.startswith(fence, i):
+            end = text.find(fence, i + 3)
+            return len(text) if end < 0 else end + 3
+    if text[i] == "`":
+        line_end = text.find("\n", i + 1)
+        end = text.find("`", i + 1, len(text) if line_end < 0 else line_end)
+        if end > 0:
+            return end + 1
+    return i
+
+
+def markdown_math_to_mathml(text: str) -> str:
+    """Every formula of a markdown text as MathML, code spans and code blocks untouched.
+
+    One pass over the text; a text longer than ``MAX_TYPESET_CHARS`` is not typeset at all but
+    shown escaped, as preformatted text, under a note that says why."""
+    typeset = _typeset(text, lambda plain: plain) if len(text) <= MAX_TYPESET_CHARS else None
+    return f"**{TOO_LONG_NOTE}**\n\n<pre>{html.escape(text)}</pre>\n" if typeset is None else typeset
+
+
+def _typeset(text: str, plain: Callable[[str], str]) -> str | None:
+    """``text`` with each formula replaced by its MathML and everything else passed through ``plain``;
+    None past ``MAX_FORMULAS`` formulas."""
+    closers, out, done, i = _Closers(text), [], 0, 0
+    while (found := _STARTS.search(text, i)) is not None:
+        i = found.start()
+        after_code = _code_at(text, i) if text[i] in "`~" else i
+        if after_code > i:
+            i = after_code
+            continue
+        formula = _formula_at(text, i, closers) if text[i] in "$\\" else None
+        if formula is None:
+            i += 2 if text.startswith(("$$", "\\$"), i) else 1
+            continue
+        end, tex, display = formula
+        if len(out) >= 2 * MAX_FORMULAS:
+            return None
+        out += [plain(text[done:i]), tex_to_mathml(tex, display)]
+        done = i = end
+    out.append(plain(text[done:]))
+    return "".join(out)
+
+
+def latex_output_html(tex: str) -> str:
+    """A ``text/latex`` output as HTML: its formulas as MathML, any other text escaped. The MathML
+    keeps what ``\\text{}`` held: pages clean it (``sanitize.clean_html``) like any output's HTML."""
+    typeset = _typeset(tex, html.escape) if len(tex) <= MAX_TYPESET_CHARS else None
+    if typeset is None:
+        return f"<p><strong>{TOO_LONG_NOTE}</strong></p><pre>{html.escape(tex)}</pre>"
+    return typeset
 
 
 class RenderMath(Preprocessor):
-    """LaTeX in markdown cells and ``text/latex`` outputs drawn as MathML, so pages need no MathJax."""
+    """LaTeX in markdown cells and ``text/latex`` outputs drawn as MathML, so pages need no MathJax.
+    The page cleans what it makes like the rest of its HTML (``sanitize.markdown2html``, ``clean_html``)."""
 
     enabled = Bool(True)
 
@@ -118,7 +223,7 @@ class RenderMath(Preprocessor):
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if "text/latex" in data and "text/html" not in data:
-                data["text/html"] = markdown_math_to_mathml(data["text/latex"])
+                data["text/html"] = latex_output_html(data["text/latex"])
         return cell, resources
 
 
