@@ -488,9 +488,10 @@ def report(course: Course, assignment: str, threshold: float = THRESHOLD, top: i
 
 def main(course: Course, assignment: str, threshold: float = THRESHOLD, top: int = TOP) -> int:
     """``course similarity A``: write the report and say where it is; 2 when there is no release to compare with."""
-    if not (course.release(assignment) / f"{assignment}.ipynb").is_file():
-        print(f"course similarity: no release/{assignment}/{assignment}.ipynb: run `course release {assignment}` "
-              "first (its given code is what never counts)")
+    released = course.release(assignment) / f"{assignment}.ipynb"
+    if not released.is_file():
+        print(f"course similarity: no {released}: run `course release {assignment}` first (its given code is what "
+              "never counts)")
         return 2
     ranking, flagged = report(course, assignment, threshold, top)
     print(f"{len(ranking.answers)} submissions of {assignment} compared; {len(flagged)} pairs with a rank score of "
