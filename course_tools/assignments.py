@@ -101,6 +101,21 @@ def load(name: str, course: Course | None = None) -> Assignment:
     return assignment
 
 
+def tested_answers(source: nbformat.NotebookNode) -> dict[str, set[str]]:
+    """For each test cell, the answer cells it grades: those since the test cell before it
+    (how a notebook lays a task out: its answer cells, then the test cell that checks them)."""
+    tested: dict[str, set[str]] = {}
+    since: set[str] = set()
+    for index, cell in enumerate(source.cells):
+        kind = cell_kind(cell)
+        if kind == "autograded answer":
+            since.add(grade_id(cell, index))
+        elif is_test_cell(cell):
+            tested[grade_id(cell, index)] = since
+            since = set()
+    return tested
+
+
 def available(course: Course | None = None) -> list[str]:
     """Every assignment folder that holds its notebook, in name order."""
     root = (course or Course.current()).sources_root()

@@ -24,6 +24,7 @@ LMS_DIR = "lms"  # lms/<assignment>.csv: who each submitter is on the LMS; lms/r
 COURSE_FILE = "course.toml"  # the term under version control: due dates, weights, time zone
 EXTENSIONS_FILE = "extensions.csv"  # per-student extensions, the TA's file: student,assignment,due or days
 SIMILARITY_DIR = "similarity"  # similarity/<assignment>.html and .csv: pairs of alike submissions, ranked
+REPORT_DIR = "report"  # report/<assignment>.html and .csv (term.html, term.csv for the term): what to reteach
 NOT_GRADED_NOTE = "NOT-GRADED.txt"  # in a student's feedback folder: why the submission has no score
 
 
@@ -121,6 +122,20 @@ class Course:
     def similarity_table(self, assignment: str) -> Path:
         """``similarity/<assignment>.csv``: the same ranking as a table."""
         return self.root / SIMILARITY_DIR / f"{assignment}.csv"
+
+    def report_page(self, assignment: str | None = None) -> Path:
+        """``report/<assignment>.html`` (``report/term.html`` for the whole term): what students fail, for an
+        instructor deciding what to teach again."""
+        return self.root / REPORT_DIR / f"{assignment or 'term'}.html"
+
+    def report_table(self, assignment: str | None = None) -> Path:
+        """``report/<assignment>.csv`` (``report/term.csv``): the same numbers as one table."""
+        return self.root / REPORT_DIR / f"{assignment or 'term'}.csv"
+
+    def mutant_candidates(self, assignment: str) -> Path:
+        """``report/<assignment>.mutant-candidates.toml``: the commonest wrong answers as mutants, for an
+        instructor to review before any goes into :meth:`mutants_file`."""
+        return self.root / REPORT_DIR / f"{assignment}.mutant-candidates.toml"
 
     def lms_dir(self) -> Path:
         """``lms/``: what ``course collect-zip`` learnt of each submitter (LMS ids for the grade files)."""

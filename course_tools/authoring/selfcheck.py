@@ -164,7 +164,7 @@ def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: li
             try:
                 got, total, got_blank = _score_solution_and_blank(report, graded, tests)
                 rejected = _score_mutants(report, graded, registered)
-                full = _score_alternatives(report, graded, alternatives, _tested_answers(source))
+                full = _score_alternatives(report, graded, alternatives, assignments.tested_answers(source))
             except GradingFailed as exc:
                 report.problems.append(str(exc))
     _report_shortcuts(report, registered)
@@ -214,20 +214,6 @@ def _score_mutants(report: Report, graded: Graded, registered: list[mutants.Muta
             rejected += 1
             report.lines.append(f"mutant {m.name}: rejected ({detail})")
     return rejected
-
-
-def _tested_answers(source: nbformat.NotebookNode) -> dict[str, set[str]]:
-    """For each test cell, the answer cells it grades: those since the test cell before it."""
-    tested: dict[str, set[str]] = {}
-    since: set[str] = set()
-    for index, cell in enumerate(source.cells):
-        kind = assignments.cell_kind(cell)
-        if kind == "autograded answer":
-            since.add(assignments.grade_id(cell, index))
-        elif assignments.is_test_cell(cell):
-            tested[assignments.grade_id(cell, index)] = since
-            since = set()
-    return tested
 
 
 def _test_message(notebook_json: str | None, test: str) -> str:

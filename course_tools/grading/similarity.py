@@ -375,7 +375,7 @@ def _gradebook_scores(course: Course, assignment: str, names: set[str]) -> dict[
 # ---------------------------------------------------------------- the report
 
 
-def _shown(value: dict) -> str:
+def shown_value(value: object) -> str:
     """A published value as a short text (escaped later): numbers, the start of an array, a string."""
     from course_utils import checks
 
@@ -416,7 +416,7 @@ def _pair_html(n: int, pair: Pair, ranking: Ranking, shown_scores: dict[str, str
                      f"<div><h4>{e(pair.a)}</h4><pre>{_marked(a[gid], slices_a)}</pre></div>"
                      f"<div><h4>{e(pair.b)}</h4><pre>{_marked(b[gid], slices_b)}</pre></div></div>")
     if pair.shared:
-        rows = "".join(f"<tr><td>{e(v.test)}</td><td>{e(v.label)}</td><td><code>{e(_shown(v.value))}</code></td>"
+        rows = "".join(f"<tr><td>{e(v.test)}</td><td>{e(v.label)}</td><td><code>{e(shown_value(v.value))}</code></td>"
                        f"<td>{v.students} of {v.judged}</td></tr>" for v in pair.shared)
         parts.append("<h3>The same wrong values</h3><table><tr><th>test</th><th>expectation</th><th>value both "
                      f"published</th><th>students with it</th></tr>{rows}</table>")
@@ -456,7 +456,7 @@ def page(ranking: Ranking, shown: list[Pair], shown_scores: dict[str, str], thre
             + "\n".join(body) + "</body></html>")
 
 
-def _cell_text(text: str) -> str:
+def csv_text(text: str) -> str:
     """A CSV field a spreadsheet will not run as a formula."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
@@ -468,7 +468,7 @@ def write_csv(ranking: Ranking, flagged: list[Pair], shown_scores: dict[str, str
                          *[f"cell {g}" for g in ranking.cells], "shared_wrong_values", "evidence",
                          "score_a", "score_b"])
         for n, p in enumerate(flagged, 1):
-            writer.writerow([n, _cell_text(p.a), _cell_text(p.b), f"{p.score:.3f}", f"{p.code:.3f}",
+            writer.writerow([n, csv_text(p.a), csv_text(p.b), f"{p.score:.3f}", f"{p.code:.3f}",
                              *[f"{p.cells[g]:.3f}" if g in p.cells else "" for g in ranking.cells],
                              len(p.shared), f"{p.evidence:.3f}", shown_scores.get(p.a, ""),
                              shown_scores.get(p.b, "")])
