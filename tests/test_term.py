@@ -79,19 +79,20 @@ def _place(root: Path, student: str, name: str, text: str, stamp: str) -> None:
     (folder / "timestamp.txt").write_text(stamp)
 
 
-def _submit_through_exchange(root: Path, student: str, text: str, stamp: str) -> None:
-    """`nbgrader submit` as the student, its time in the exchange's timestamp.txt (when it came in)."""
-    home = root.parent / f"home-{student}"
-    (home / "toy").mkdir(parents=True)
-    (home / "toy" / "toy.ipynb").write_text(text)
-    env = {**os.environ, "USER": student, "LOGNAME": student}
-    nbgrader = [sys.executable, "-m", "nbgrader"]
+def _submit_through_exchange(root: Path, text: str, stamp: str) -> str:
+    """`nbgrader submit` as this machine's user (nbgrader names the student after it), and the time it
+    came in, in the exchange's timestamp.txt, set to ``stamp``; returns the student's id."""
+    home = root.parent / "home"
+    (home / "dl-course" / "toy").mkdir(parents=True)
+    (home / "dl-course" / "toy" / "toy.ipynb").write_text(text)
     exchange = [f"--Exchange.root={root / 'exchange'}", "--Exchange.path_includes_course=True",
                 "--CourseDirectory.course_id=dl-course"]
-    subprocess.run([*nbgrader, "submit", "toy", *exchange], cwd=home, env=env, check=True, capture_output=True)
-    inbound = root / "exchange" / "dl-course" / "inbound"
-    (entry,) = [p for p in inbound.iterdir() if p.name.startswith(f"{student}+toy+")]
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "submit", "toy", *exchange], cwd=home,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (entry,) = (root / "exchange" / "dl-course" / "inbound").iterdir()
     (entry / "timestamp.txt").write_text(stamp)
+    return entry.name.split("+")[0]
 
 
 def _zip(path: Path, entries: dict[str, str], when: tuple) -> Path:
@@ -154,17 +155,19 @@ def test_a_term(toy_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     # toy: every student; stud00 two days late, stud01 two days late inside a 3-day extension,
     # stud03 and stud04 late through the exchange, three wrong answers
     solved, wrong = _notebook(root, "toy"), _notebook(root, "toy", WRONG_SQUARE)
+    (root / "exchange").mkdir(mode=0o1777)
+    os.chmod(root / "exchange", 0o1777)  # as nbgrader wants its exchange
     assert subprocess.run([sys.executable, "-m", "nbgrader", "release_assignment", "toy"], cwd=root,
                           capture_output=True).returncode == 0
-    _submit_through_exchange(root, "stud03", solved, "2026-10-02 08:00:00.000000 UTC")  # 1 day late
-    _submit_through_exchange(root, "stud04", solved, "2026-10-06 08:00:00.000000 UTC")  # 5 days late
+    through_exchange = _submit_through_exchange(root, solved, "2026-10-02 08:00:00.000000 UTC")  # 1 day late
     assert subprocess.run([sys.executable, "-m", "nbgrader", "collect", "toy"], cwd=root,
                           capture_output=True).returncode == 0
-    assert (root / "submitted" / "stud04" / "toy" / "timestamp.txt").read_text().startswith("2026-10-06 08:00")
-    late_toy = {"stud00": "2026-10-03 12:00:00.000000 UTC", "stud01": "2026-10-03 12:00:00.000000 UTC"}
+    stamp = root / "submitted" / through_exchange / "toy" / "timestamp.txt"
+    assert stamp.read_text().startswith("2026-10-02 08:00")
+    late_toy = {"stud00": "2026-10-03 12:00:00.000000 UTC", "stud01": "2026-10-03 12:00:00.000000 UTC",
+                "stud04": "2026-10-06 08:00:00.000000 UTC"}  # 5 days late
     for i, student in enumerate(STUDENTS):
-        if student not in ("stud03", "stud04"):
-            _place(root, student, "toy", wrong if i in (10, 11, 12) else solved, late_toy.get(student, ON_TIME))
+        _place(root, student, "toy", wrong if i in (10, 11, 12) else solved, late_toy.get(student, ON_TIME))
 
     # toy2 through Canvas (late ones marked _LATE), toy3 through Moodle; ten students each
     toy2 = {f"stud{i:02d}_{1000 + i}_{5000 + i}_toy2.ipynb": _notebook(root, "toy2") for i in range(10)}
@@ -179,13 +182,13 @@ def test_a_term(toy_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             _notebook(root, "toy3") for i in range(10)}
     _zip(tmp_path / "moodle.zip", toy3, (2026, 10, 16, 9, 0, 0))  # everyone a day late for toy3
     assert cli.main(["collect-zip", "toy3", str(tmp_path / "moodle.zip")]) == 0
-    assert sorted(p.name for p in (root / "submitted").iterdir()) == STUDENTS
+    assert sorted(p.name for p in (root / "submitted").iterdir()) == sorted([*STUDENTS, through_exchange])
 
     for name in ("toy", "toy2", "toy3"):
         assert cli.main(["autograde", name, "--workers", "2", "--cell-timeout", "60", "--run-timeout", "300"]) == 0
     graded = {name: sorted(p.parent.parent.name for p in (root / "autograded").glob(f"*/{name}/{name}.ipynb"))
               for name in ("toy", "toy2", "toy3")}
-    assert len(graded["toy"]) == 40 and len(graded["toy2"]) == 10 and len(graded["toy3"]) == 10
+    assert len(graded["toy"]) == 41 and len(graded["toy2"]) == 10 and len(graded["toy3"]) == 10
     for name, students in graded.items():
         _grade_written(root, name, [s for s in students if (name, s) != ("toy", "stud39")])  # stud39 waits
     record = json.loads((root / "grading" / "toy3" / "stud05.json").read_text())
@@ -202,7 +205,7 @@ def test_a_term(toy_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert rows["stud00/toy3"]["grace_days"] == "0" and rows["stud00/toy3"]["penalty"] == "0.5"  # grace ran out
     assert rows["stud01/toy"]["late"] == "on time"  # inside the extension
     assert rows["stud02/toy2"]["late"] == "on time" and rows["stud02/toy2"]["due"] == "2026-10-12 23:59 UTC"
-    assert rows["stud03/toy"]["grace_days"] == "1" and rows["stud03/toy"]["penalty"] == "0.0"
+    assert rows[f"{through_exchange}/toy"]["grace_days"] == "1" and rows[f"{through_exchange}/toy"]["score"] == "5.0"
     assert rows["stud04/toy"]["late_days"] == "5" and rows["stud04/toy"]["grace_days"] == "3"
     assert rows["stud04/toy"]["score"] == "4.0"  # 2 charged days: 20% of 5
     assert rows["stud20/toy2"]["status"] == "missing" and rows["stud20/toy2"]["score"] == ""
@@ -220,7 +223,8 @@ def test_a_term(toy_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert changed == ["stud05", "stud06", "stud07"], out
     assert "stud05: 3 -> 5  (test_square)" in out and "need their code run again" not in out
     rows = _table([[r[0] + "/" + r[1], *r[1:]] for r in _export(root, tmp_path, "export", "toy3")])
-    assert rows["stud05/toy3"]["score_before_penalty"] == "5.0" and rows["stud05/toy3"]["score"] == "4.5"
+    assert rows["stud05/toy3"]["score_before_penalty"] == "5.0" and rows["stud05/toy3"]["score"] == "5.0"
+    assert rows["stud05/toy3"]["grace_days"] == "1"  # a day late, covered by grace
     assert "TestFailed" not in (root / "autograded" / "stud05" / "toy3" / "toy3.ipynb").read_text()
 
     # the whole term: plain CSV
@@ -243,7 +247,7 @@ def test_a_term(toy_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert moodle[0][:3] == ["Identifier", "Full name", "Email address"]
     assert moodle[0][3:5] == ["toy Grade", "toy Maximum Grade"] and moodle[0][-1] == "Feedback comments"
     by_id = {row[0].removeprefix("Participant "): row for row in moodle[1:]}
-    assert by_id["4205"][3:5] == ["5", "5"] and by_id["4205"][7:9] == ["4.5", "5"]
+    assert by_id["4205"][3:5] == ["5", "5"] and by_id["4205"][7:9] == ["5", "5"]
 
 
 def test_grace_days_are_spent_in_term_order_and_penalties_capped() -> None:
