@@ -137,8 +137,10 @@ def command(argv: list[str], policy: Policy, env: dict[str, str], cwd: Path, as_
     if policy.uid is None:
         cmd += ["--unshare-all"]
     else:
-        cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup",
-                "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        cmd += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup"]
+        if as_root:  # bwrap run by root keeps every capability unless told: the zygote may only change user
+            cmd += ["--cap-drop", "ALL"]
+        cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     cmd += ["--die-with-parent", "--new-session", "--clearenv", "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--size", str(policy.limits.tmp_mib * MiB), "--tmpfs", "/tmp"]
     for parent in _ancestors([*policy.readonly, *policy.writable]):
@@ -258,6 +260,10 @@ class SandboxedKernelManager(PromptKernelManager):
     async def _async_pre_start_kernel(self, **kw: Any):  # type: ignore[override]
         if self.policy is None:
             raise SandboxUnavailable("SandboxedKernelManager.policy is not set")
+        if self.zygote:  # a kernel that died may have left processes: none may run while the grader writes
+            from course_tools.grading import zygote
+
+            zygote.end_all(self.zygote)
         for path in self.policy.writable:
             path.mkdir(parents=True, exist_ok=True)
         run = self.policy.writable[-1]
