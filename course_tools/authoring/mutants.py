@@ -144,7 +144,7 @@ def _answer_cells(notebook: nbformat.NotebookNode) -> dict[str, nbformat.Noteboo
             if c.cell_type == "code" and assignments.cell_kind(c) in ("autograded answer", "manual")}
 
 
-def _solved(source: str) -> str:
+def solved_code(source: str) -> str:
     """A solution cell as a student who wrote the solution would hand it in: its markers dropped."""
     markers = set(assignments.MARKERS["solution"])
     return "\n".join(line for line in source.splitlines() if line.strip() not in markers)
@@ -158,7 +158,7 @@ def apply_alternatives(source: nbformat.NotebookNode, release: nbformat.Notebook
     Raises ``ValueError`` when an alternative names no autograded answer cell of the release."""
     nb = copy.deepcopy(release)
     answers = _answer_cells(nb)
-    solved = {gid: _solved(cell.source) for gid, cell in _answer_cells(source).items()}
+    solved = {gid: solved_code(cell.source) for gid, cell in _answer_cells(source).items()}
     chosen = {a.cell: a for a in variant}
     for alternative in variant:
         cell = answers.get(alternative.cell)

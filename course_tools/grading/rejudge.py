@@ -102,7 +102,7 @@ def rejudge(course: Course, assignment: str) -> RejudgeReport:
     verdicts = {}
     for student, record in records.items():
         skip = set(report.rerun.get(student, []))
-        verdicts[student] = {gid: judge.judge(ref_payloads[gid], _payloads(record["published"][gid]))
+        verdicts[student] = {gid: judge.judge(ref_payloads[gid], stored_payloads(record["published"][gid]))
                              for gid in expected if gid not in skip}
     report.changed = _save(course, assignment, notebook_of, records, verdicts)
     report.judged = len(records)
@@ -111,7 +111,7 @@ def rejudge(course: Course, assignment: str) -> RejudgeReport:
     return report
 
 
-def _payloads(stored: list) -> list[dict]:
+def stored_payloads(stored: list) -> list[dict]:
     """Stored values as the judge takes them (a record is plain JSON; anything malformed is dropped)."""
     return [p for p in stored if isinstance(p, dict) and isinstance(p.get("label"), str) and "value" in p]
 
