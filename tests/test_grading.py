@@ -87,7 +87,9 @@ def test_feedback_shows_messages_not_hidden_code() -> None:
 def test_selfcheck_accepts_a_sound_assignment(toy_course: Path) -> None:
     report = selfcheck("toy")
     assert report.ok, report.problems
-    assert report.summary.startswith("selfcheck toy: OK solution 4/4, blank 0/4, mutants 3/3 rejected")
+    assert report.summary.startswith("selfcheck toy: OK solution 4/4, blank 0/4, mutants 3/3 rejected, "
+                                     "alternatives 1/1 full marks")
+    assert "alternatives 1 (power_operator, python_sum): full marks 4/4" in report.lines
 
 
 @pytest.mark.slow
