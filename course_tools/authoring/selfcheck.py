@@ -29,7 +29,8 @@ import nbformat
 
 from course_tools import assignments, testcells
 from course_tools.authoring import mutants
-from course_tools.scratch import CellScore, Graded, GradingFailed, scratch_course
+from course_tools.grading.variants import CellScore, Graded, grade_variants
+from course_tools.scratch import GradingFailed, scratch_course
 
 
 @dataclass
@@ -156,7 +157,7 @@ def selfcheck(name: str, fast: bool = True, keep: bool = False, only_mutants: li
             except ValueError as exc:
                 report.problems.append(str(exc))
         targets = {f"mutant-{m.name}": m.targets for m in registered}
-        graded = course.grade(variants, fast=fast, judge_only=targets)
+        graded = grade_variants(course, variants, fast=fast, judge_only=targets)
         if graded.setup_error:
             report.problems.append(graded.setup_error)
         else:

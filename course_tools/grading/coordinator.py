@@ -33,6 +33,7 @@ from course_tools.grading.reference import GradingSetupError
 from course_tools.grading.sanitize import sanitize_notebook_json
 from course_tools.grading.status import FLAGGED, GRADED, NOT_GRADED
 from course_tools.layout import Course
+from course_tools.scratch import scratch_course
 
 __all__ = ["GradingSetupError", "autograde", "make_kit", "run_pool", "submissions", "store"]
 
@@ -69,8 +70,6 @@ def _assignment_entry(course: Course, assignment: str) -> tuple[bytes, list[str]
     import json
 
     from nbgrader.api import Gradebook
-
-    from course_tools.scratch import scratch_course
 
     stored, about = course.kit_file(assignment), course.kit_file(assignment).with_suffix(".json")
     digest = hashlib.sha256(course.source_notebook(assignment).read_bytes()).hexdigest()
