@@ -25,6 +25,8 @@
                                      the whole term: final scores, late days, weighted total
     course similarity A [--threshold X] [--top N]
                                      pairs of submissions whose answers are alike, ranked for a person to read
+    course report A|--term [--mutant-candidates]
+                                     what students fail: pass rates, failure messages, shared wrong values
     course feedback A [--provisional]
                                      feedback for graded submissions; notes for the rest; none (or marked
                                      provisional) while answers wait for a person
@@ -385,6 +387,12 @@ def cmd_similarity(args: argparse.Namespace) -> int:
     return similarity(Course.current(), args.assignment, threshold=args.threshold, top=args.top)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from course_tools.grading.report import main as report
+
+    return report(Course.current(), args.assignment, term=args.term, mutant_candidates=args.mutant_candidates)
+
+
 def cmd_feedback(args: argparse.Namespace) -> int:
     from course_tools.grading.feedback import feedback
 
@@ -494,6 +502,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=0.4, help="lowest rank score listed (default 0.4)")
     p.add_argument("--top", type=int, default=100, help="pairs shown in full on the page (default 100)")
     p.set_defaults(func=cmd_similarity)
+    p = sub.add_parser("report", help="what to reteach: report/A.html and .csv (report/term.* with --term)")
+    p.add_argument("assignment", nargs="?")
+    p.add_argument("--term", action="store_true", help="every assignment of the term on one page")
+    p.add_argument("--mutant-candidates", action="store_true",
+                   help="also report/A.mutant-candidates.toml: the commonest wrong answers as mutants to review")
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser("feedback", help="feedback files, and notes for submissions that were not graded")
     p.add_argument("assignment")
     p.add_argument("--provisional", action="store_true", help="also for submissions whose grading is unfinished, "

@@ -64,20 +64,22 @@ def submit(root: Path, student: str, content: dict[str, str] | nbformat.Notebook
     return path
 
 
-def write_record(root: Path, student: str, published: dict | None, scores: dict | None = None) -> None:
-    """A status record as `course autograde` writes it, with the values the run published when given."""
+def write_record(root: Path, student: str, published: dict | None, scores: dict | None = None,
+                 assignment: str = ASSIGNMENT, **fields: object) -> None:
+    """A status record as `course autograde` writes it, with the values the run published when given
+    (``fields``: any other field of the record, e.g. its status, reason or seconds)."""
     record = {"student": student, "status": "graded", "reason": "", "digest": "", "report": {}, "seconds": 1.0,
               "scores": scores or {"test_softmax": [2.0, 2.0], "test_sgd_step": [3.0, 3.0],
-                                   "test_normaliser": [2.0, 2.0]}}
+                                   "test_normaliser": [2.0, 2.0]}, **fields}
     if published is not None:
         record["published"] = published
-    folder = root / "grading" / ASSIGNMENT
+    folder = root / "grading" / assignment
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{student}.json").write_text(json.dumps(record))
 
 
-def write_reference(root: Path, cells: dict[str, list[dict]]) -> None:
+def write_reference(root: Path, cells: dict[str, list[dict]], assignment: str = ASSIGNMENT) -> None:
     """grading/<A>.reference.json as `course release` stores it (the digest is not checked here)."""
     (root / "grading").mkdir(parents=True, exist_ok=True)
-    (root / "grading" / f"{ASSIGNMENT}.reference.json").write_text(
-        json.dumps({"digest": "fixture", "notebooks": {ASSIGNMENT: {"cells": cells, "errors": {}}}}))
+    (root / "grading" / f"{assignment}.reference.json").write_text(
+        json.dumps({"digest": "fixture", "notebooks": {assignment: {"cells": cells, "errors": {}}}}))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser_support import opened
 from similarity_submissions import (ASSIGNMENT, CELLS, answers, make_course, notebook, submit, write_record,
                                     write_reference)
 
@@ -185,36 +186,15 @@ def test_hostile_submissions_are_notes_and_text(course: Path, tmp_path: Path) ->
 # ---------------------------------------------------------------- in a browser
 
 
-def _chromium() -> str | None:
-    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if name and (found := shutil.which(name)):
-            return found
-    return None
-
-
 def test_page_opens_in_chromium_without_errors(course: Path, tmp_path: Path) -> None:
     """The page as a TA opens it: no console error, a screenshot kept ($SIMILARITY_SHOT also gets a copy)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    executable = _chromium()
-    if executable is None:
-        pytest.skip("Chromium is not installed (Debian: apt install chromium)")
     _with_records(course, published=True)
     similarity.report(Course(course), ASSIGNMENT)
-    page_path = Course(course).similarity_page(ASSIGNMENT)
-    errors: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--disable-dev-shm-usage"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(page_path.as_uri())
-            assert page.locator("section").count() >= len(_copy_pairs())
-            assert page.locator("mark").count() > 0
-            shot = tmp_path / "similarity.png"
-            page.screenshot(path=str(shot), full_page=False)
-        finally:
-            browser.close()
+    with opened(Course(course).similarity_page(ASSIGNMENT)) as (page, errors):
+        assert page.locator("section").count() >= len(_copy_pairs())
+        assert page.locator("mark").count() > 0
+        shot = tmp_path / "similarity.png"
+        page.screenshot(path=str(shot), full_page=False)
     assert not errors, errors
     assert shot.stat().st_size > 10_000
     if os.environ.get("SIMILARITY_SHOT"):
