@@ -27,6 +27,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
 table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums}.plots{display:flex;flex-wrap:wrap;gap:1em}
+figure{margin:0}
 .plots svg{max-width:100%;height:auto}code{background:#f6f6f6;word-break:break-all}
 section{border-top:2px solid #999;margin-top:1.5em}.note{color:#555}
 """
@@ -58,10 +59,13 @@ def histogram(report: AssignmentReport) -> str:
     from matplotlib.figure import Figure
 
     bins = score_bins(report)
-    fig = Figure(figsize=(5.5, 3))
+    fig = Figure(figsize=(5, 2.8))
     ax = fig.add_subplot()
-    ax.bar([lo for lo, _, _ in bins], [n for _, _, n in bins], width=[hi - lo for lo, hi, _ in bins],
-           align="edge", color="#4a78b5", edgecolor="white")
+    width = bins[0][1] - bins[0][0]
+    ax.bar([lo + width / 2 for lo, _, _ in bins], [n for _, _, n in bins], width=width, color="#4a78b5",
+           edgecolor="white")
+    if width == 1.0:  # a bar per point: each labelled with its score
+        ax.set_xticks([lo + 0.5 for lo, _, _ in bins], [f"{lo:g}" for lo, _, _ in bins])
     ax.set_xlabel(f"score (of {report.max_score:g})" if report.max_score else "score")
     ax.set_ylabel("submissions")
     ax.set_title(f"Scores before late penalties ({len(report.scores)} submissions)")
@@ -73,7 +77,7 @@ def pass_rates(report: AssignmentReport) -> str:
     from matplotlib.figure import Figure
 
     cells = [c for c in report.cells if c.rate is not None][:40]
-    fig = Figure(figsize=(5.5, 0.6 + 0.28 * max(len(cells), 1)))
+    fig = Figure(figsize=(5, 0.8 + 0.28 * max(len(cells), 1)))
     ax = fig.add_subplot()
     ax.barh(range(len(cells)), [100 * c.rate for c in cells],
             color=["#4a78b5" if c.kind == "test" else "#e08a2c" for c in cells])
