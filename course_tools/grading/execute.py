@@ -31,6 +31,7 @@ What happened is written to :attr:`GradingExecute.report_file` as JSON.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -48,8 +49,10 @@ from traitlets import Bool, Int, List, Unicode
 from course_tools.assignments import grade_id, is_test_cell
 from course_tools import testcells
 from course_tools.grading import judge, sandbox, status, zygote
+from course_tools.grading.kernels import SandboxedKernelManager
 from course_utils.checks import EXPECT_MIME, JUDGE_ENV
 
+QUEUED_MESSAGES = 16  # messages from the kernel waiting in this process, at most (zmq's default is 1000)
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
 _NOT_OUTPUT = {"status", "execute_input", "shutdown_reply"}
 
@@ -67,6 +70,7 @@ class GradingExecute(Execute):
     max_notebook_output_bytes = Int(20_000_000, help="output kept for the whole notebook").tag(config=True)
     max_published_cell_bytes = Int(2 * judge.MAX_PAYLOAD, help="published values kept per test cell").tag(config=True)
     max_published_bytes = Int(8 * judge.MAX_PAYLOAD, help="published values kept for the notebook").tag(config=True)
+    max_record_bytes = Int(2_000_000, help="published values kept in the status record").tag(config=True)
     max_restarts = Int(3, help="kernel restarts before the remaining cells are given up").tag(config=True)
     report_file = Unicode("", help="JSON file for what happened").tag(config=True)
     reference_file = Unicode("", help="the solution's published values to judge against "
@@ -87,14 +91,15 @@ class GradingExecute(Execute):
 
     def create_kernel_manager(self):  # type: ignore[override]
         if self.use_sandbox:
-            self.kernel_manager_class = sandbox.SandboxedKernelManager
+            self.kernel_manager_class = SandboxedKernelManager
         km = super().create_kernel_manager()
-        if isinstance(km, sandbox.SandboxedKernelManager):
+        if isinstance(km, SandboxedKernelManager):
             limits = sandbox.Limits(memory_mib=self.memory_mib, cpu_seconds=self.cpu_seconds,
                                     processes=self.processes)
             km.policy = sandbox.Policy(writable=[self._work, self._run], limits=limits,
                                        uid=self.kernel_uid if self.zygote_socket and self.kernel_uid >= 0 else None)
             km.zygote = self.zygote_socket or None
+        km.client = functools.partial(km.client, context=_bounded_context())
         return km
 
     # ------------------------------------------------------------ the two passes
@@ -115,6 +120,8 @@ class GradingExecute(Execute):
         self._cut: set[int] = set()  # cells whose output was cut (marked once)
         self._published: dict[int, list[dict]] = {}
         self._published_bytes: dict[int, int] = {}  # what each test cell's kept values cost
+        self._unreadable: set[int] = set()
+        self._record_bytes = 0  # test cells that published a value no expectation could write
         self._errors: dict[int, str] = {}  # test cells whose judged run raised or died: why
         self._judge_deaths = 0
         self._stray_publishers: set[int] = set()
@@ -313,7 +320,7 @@ class GradingExecute(Execute):
             published = self._published.get(i, [])
             verdict = judge.judge(reference.get(gid, []), published)
             self._report["judged"][gid] = verdict.passed
-            self._report.setdefault("published", {})[gid] = published  # the judge's inputs, for `course rejudge`
+            self._keep_for_rejudge(gid, published)
             labels = judge.surplus(reference.get(gid, []), published)
             self._report["surplus"] += [f"{gid}: {status.quote(label)}" for label in labels[:10]]
             if len(labels) > 10:
@@ -324,6 +331,18 @@ class GradingExecute(Execute):
                                                traceback=[f"TestFailed: {verdict.message}"]))
         self._report["surplus"] += [f"{grade_id(self.nb.cells[i], i)}: published outside its hidden tests"
                                     for i in self._stray_publishers]
+        self._report["surplus"] += [f"{grade_id(self.nb.cells[i], i)}: published a value no expectation writes "
+                                    "(malformed or oversized)" for i in sorted(self._unreadable)]
+
+    def _keep_for_rejudge(self, gid: str, published: list[dict]) -> None:
+        """A test's published values into the report (the judge's inputs, for `course rejudge`), while
+        the report's values stay under :attr:`max_record_bytes`; a test left out is graded again
+        instead of rejudged (its values are missing)."""
+        kept = self._report.setdefault("published", {})
+        size = sum(len(p["label"]) + judge.cost(json.dumps(p["value"])) for p in published)
+        if self._record_bytes + size <= self.max_record_bytes:
+            self._record_bytes += size
+            kept[gid] = published
 
     def _write_reference(self, tests: list[int]) -> None:
         cells = {grade_id(self.nb.cells[i], i): self._published.get(i, []) for i in tests}
@@ -336,8 +355,12 @@ class GradingExecute(Execute):
         """Route every message: published values of a judged test to the judge, nothing else of it
         kept; everything else counted against the cell's output cap, whatever its type."""
         msg_type = msg["msg_type"]
+        if not isinstance(msg.get("content"), dict):  # a forged message: nothing in it is output
+            return None
         if msg_type in _NOT_OUTPUT:
             return super().process_message(msg, cell, cell_index)
+        if cell_index in self._cut and self._collecting is None and not self._side_run:
+            return None  # over its cap already: not even measured
         if self._collecting is not None:
             self._take_published(msg, self._collecting)
             return None
@@ -372,15 +395,16 @@ class GradingExecute(Execute):
         (a value past either is dropped, so its expectation fails); remember the test's first error."""
         raw = _published_value(msg)
         if raw is not None:
-            payload = judge.parse_payload(raw)
-            if payload is None:
-                return
+            gid = grade_id(self.nb.cells[index], index)
             spent, used = judge.cost(raw), self._published_bytes.get(index, 0)
             if used + spent > self.max_published_cell_bytes \
                     or sum(self._published_bytes.values()) + spent > self.max_published_bytes:
-                gid = grade_id(self.nb.cells[index], index)
                 if gid not in self._report["dropped_values"]:
                     self._report["dropped_values"].append(gid)
+                return  # not even parsed: a flood costs as little as it can
+            payload = judge.parse_payload(raw)
+            if payload is None:  # the course's encoder never sends one
+                self._unreadable.add(index)
                 return
             self._published_bytes[index] = used + spent
             self._published[index].append(payload)
@@ -442,6 +466,19 @@ class GradingExecute(Execute):
                 self._report["not_run"].append(grade_id(cell, index))
             elif kind == "judge":
                 self._errors.setdefault(index, f"not run: {why}")
+
+
+def _bounded_context() -> Any:
+    """A zmq context whose sockets queue at most :data:`QUEUED_MESSAGES` received messages: a kernel
+    that sends faster than the grader reads is held back (zmq stops reading its connection) and the
+    backlog waits in the kernel's memory, not in this process. One message is not bounded: a zmq
+    limit on it drops the connection, and the test's own values with it."""
+    import zmq
+    import zmq.asyncio
+
+    context = zmq.asyncio.Context()
+    context.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES)
+    return context
 
 
 def _published_value(msg: dict) -> str | None:

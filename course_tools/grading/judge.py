@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from course_utils import checks
 
-MAX_PAYLOAD = 16 * 2**20  # characters of one published value (its JSON, arrays in base64)
+MAX_PAYLOAD = checks.MAX_PUBLISHED  # characters of one published value (its JSON, arrays in base64)
 MAX_LABEL = 10_000  # characters of a message kept; a longer one is cut (it can match no real test)
 
 
