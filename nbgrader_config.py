@@ -93,5 +93,6 @@ from course_tools.grading.sanitize import SanitizeNotebook  # noqa: E402
 c.Autograde.autograde_preprocessors = [*c.Autograde.autograde_preprocessors, SanitizeNotebook]
 c.HTMLExporter.sanitize_html = True
 c.HTMLExporter.filters = {"clean_html": "course_tools.grading.sanitize.clean_html",
-                          "markdown2html": "course_tools.grading.sanitize.markdown2html"}
+                          "markdown2html": "course_tools.grading.sanitize.markdown2html",
+                          "strip_files_prefix": "course_tools.grading.sanitize.strip_files_prefix"}
 c.HTMLExporter.preprocessors = [SanitizeNotebook, RenderMath]

@@ -11,7 +11,10 @@ import nbformat
 import pytest
 
 from course_tools import cli
-from course_tools.grading.feedback_page import drop_mathjax_script, markdown_math_to_mathml
+from course_tools.grading.feedback_page import (MAX_TYPESET_CHARS, TOO_LONG_NOTE, drop_mathjax_script,
+                                                markdown_math_to_mathml)
+
+REPO = Path(__file__).resolve().parent.parent
 
 FORMULA = r"The mean square is $\frac{1}{n}\sum_{i=1}^{n} x_i^2$."
 
@@ -25,6 +28,47 @@ def test_formulas_become_mathml_and_code_stays_code() -> None:
 
 def test_a_formula_the_converter_cannot_read_shows_as_its_source() -> None:
     assert markdown_math_to_mathml(r"$\begin{nonsense}x$") == r"<code>\begin{nonsense}x</code>"
+
+
+def test_every_delimiter_and_code_kind() -> None:
+    text = markdown_math_to_mathml(r"\(a\) \[b\] \begin{align*}c &= d\end{align*} $$e$$ $f$ \$g$ `$h$`"
+                                   "\n```\n$i$\n```\n~~~\n$j$\n~~~\n$k\n$")
+    assert text.count("<math") == 5 and "\\$g$" in text and "`$h$`" in text and "$i$" in text and "$j$" in text
+    assert "$k\n$" in text  # an inline formula never spans lines
+    assert markdown_math_to_mathml("```\n$x$ never closed") == "```\n$x$ never closed"  # a fence runs to the end
+
+
+def test_a_long_answer_is_shown_as_text_with_a_note() -> None:
+    answer = "$x$ <b>bold</b> " * (MAX_TYPESET_CHARS // 10)
+    text = markdown_math_to_mathml(answer)
+    assert TOO_LONG_NOTE in text and "<math" not in text and "&lt;b&gt;bold&lt;/b&gt;" in text
+
+
+PATHOLOGICAL = {
+    "unclosed \\[": "\\[", "unclosed $$": "$$a", "unclosed \\(": "\\(", "unclosed $": "$a\\$",
+    "unclosed \\begin": "\\begin{align}", "unclosed fences and spans": "`a ``` ~~~ ",
+    "nested": "$$\\[\\(\\begin{equation}$", "many formulas": "$x_i^2$ ", "deep braces": "$" + "{" * 50,
+}
+
+
+@pytest.mark.parametrize("size", [MAX_TYPESET_CHARS, 135_000, 1_000_000])
+@pytest.mark.parametrize("name", list(PATHOLOGICAL))
+def test_pathological_answers_render_in_linear_time(name: str, size: int) -> None:
+    """A whole feedback page (the course's exporter, nbgrader's feedback template) for one answer.
+    67k unclosed \\[ took 62 s before the formula scanner was linear; the bound only guards."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from feedback_pages import exporter, page_seconds
+
+    answer = (PATHOLOGICAL[name] * (size // len(PATHOLOGICAL[name]) + 1))[:size]
+    if "exporter" not in _EXPORTER:
+        _EXPORTER["exporter"] = exporter()
+        page_seconds("warm-up: $x$", _EXPORTER["exporter"])  # templates compiled once, outside the bound
+    assert page_seconds(answer, _EXPORTER["exporter"]) < 2.0
+
+
+_EXPORTER: dict = {}
 
 
 def test_mathjax_script_is_dropped(tmp_path: Path) -> None:

@@ -10,7 +10,13 @@ nbgrader's page also loads MathJax from a CDN, so without network its mathematic
 as raw ``$...$``; and JupyterLab shows an HTML file without running its scripts anyway.
 ``RenderMath`` turns the LaTeX of markdown cells (and ``text/latex`` outputs) into MathML,
 which browsers draw natively: no script, no font download, no network.
-``drop_mathjax_script`` removes the CDN script tag from a finished page.
+``drop_mathjax_script`` removes the CDN script tag from a finished page. ``RenderMath`` runs in
+every ``HTMLExporter`` of the course (feedback and the Formgrader's view alike), and what it makes
+is cleaned there like the rest of the page (``course_tools/grading/sanitize.py``).
+
+Formulas are found in one pass over the text (a regular expression that retried every unclosed
+``\\[`` to the end took a minute for 135 kB), and a cell past ``MAX_TYPESET_CHARS`` or
+``MAX_FORMULAS`` is shown as escaped plain text under a note instead.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import nbformat
 from nbconvert.preprocessors import Preprocessor
@@ -30,15 +36,17 @@ PROVISIONAL_TITLE = "Provisional feedback: grading is not finished"
 NOT_GRADED_YET = "Not graded yet: the score shown for this answer is not final."
 # The most of one cell the formula renderer takes on: a longer answer, or one with more formulas,
 # is shown as plain text under a note, so no answer, however long or strange, makes a page slow
-# (converting one formula takes about 0.1 ms).
-MAX_TYPESET_CHARS = 20_000
+# (converting one formula takes about 0.1 ms; nbconvert's markdown renderer is quadratic in unclosed
+# \begin{...}: 10,000 characters of them take 0.5 s).
+MAX_TYPESET_CHARS = 10_000
 MAX_FORMULAS = 1_000
 TOO_LONG_NOTE = (f"This answer is too long to typeset (more than {MAX_TYPESET_CHARS:,} characters or "
                  f"{MAX_FORMULAS:,} formulas): it is shown as plain text.")
 
 _ENVIRONMENTS = ("equation", "align", "gather", "multline")
 _DOLLAR_OR_NEWLINE = re.compile(r"[$\n]")
-_STARTS = re.compile(r"[`~$\\]")  # only these characters can start code or a formula
+_CODE_STARTS = re.compile(r"[`~]")
+_MATH_STARTS = re.compile(r"[$\\]")
 _MATHJAX_SCRIPT = re.compile(r"\s*<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.DOTALL)
 
 
@@ -181,25 +189,44 @@ def markdown_math_to_mathml(text: str) -> str:
 
 def _typeset(text: str, plain: Callable[[str], str]) -> str | None:
     """``text`` with each formula replaced by its MathML and everything else passed through ``plain``;
-    None past ``MAX_FORMULAS`` formulas."""
-    closers, out, done, i = _Closers(text), [], 0, 0
-    while (found := _STARTS.search(text, i)) is not None:
-        i = found.start()
-        after_code = _code_at(text, i) if text[i] in "`~" else i
-        if after_code > i:
-            i = after_code
+    None past ``MAX_FORMULAS`` formulas. Code spans and blocks are cut out first, so a formula
+    never reaches into one."""
+    out: list[str] = []
+    formulas = 0
+    for is_code, piece in _code_and_text(text):
+        if is_code:
+            out.append(plain(piece))
             continue
-        formula = _formula_at(text, i, closers) if text[i] in "$\\" else None
-        if formula is None:
-            i += 2 if text.startswith(("$$", "\\$"), i) else 1
-            continue
-        end, tex, display = formula
-        if len(out) >= 2 * MAX_FORMULAS:
-            return None
-        out += [plain(text[done:i]), tex_to_mathml(tex, display)]
-        done = i = end
-    out.append(plain(text[done:]))
+        closers, done, i = _Closers(piece), 0, 0
+        while (found := _MATH_STARTS.search(piece, i)) is not None:
+            i = found.start()
+            formula = _formula_at(piece, i, closers)
+            if formula is None:
+                i += 2 if piece.startswith(("$$", "\\$"), i) else 1
+                continue
+            formulas += 1
+            if formulas > MAX_FORMULAS:
+                return None
+            end, tex, display = formula
+            out += [plain(piece[done:i]), tex_to_mathml(tex, display)]
+            done = i = end
+        out.append(plain(piece[done:]))
     return "".join(out)
+
+
+def _code_and_text(text: str) -> Iterator[tuple[bool, str]]:
+    """The text in pieces, in one pass: (True, a code block or span) or (False, text between them)."""
+    done = i = 0
+    while (found := _CODE_STARTS.search(text, i)) is not None:
+        i = found.start()
+        end = _code_at(text, i)
+        if end == i:
+            i += 1
+            continue
+        yield False, text[done:i]
+        yield True, text[i:end]
+        done = i = end
+    yield False, text[done:]
 
 
 def latex_output_html(tex: str) -> str:
