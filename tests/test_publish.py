@@ -273,8 +273,8 @@ def test_publish_refuses_a_kit_that_would_leak(toy_course: Path, tmp_path: Path,
     """A kit that would carry a solution line (here: planted into its given code) is not published."""
     built = publish.build
 
-    def leaky(root: Path, names: list[str], course: Course) -> publish.PublishedKit:
-        kit = built(root, names, course)
+    def leaky(root: Path, names: list[str], course: Course, url: str | None = None) -> publish.PublishedKit:
+        kit = built(root, names, course, url)
         (root / "course_utils" / "given" / "toy.py").write_text(
             "def mean_square(xs):\n    return float(np.mean(np.asarray(xs, dtype=float) ** 2))\n")
         return kit

