@@ -4,7 +4,7 @@
     course release [A ...] [--due DATE]
                                      student versions into release/ (and the assignment's due date)
     course workspace                 copy releases into assignments/ for a student (never overwrites)
-    course publish DIR [A ...] [--zip FILE]
+    course publish DIR [A ...] [--zip FILE] [--url URL]
                                      the student kit: released notebooks, course_utils, set-up, README
     course run A [--fast] [--results FILE] [--output NB]
                                      execute the source notebook headless
@@ -150,12 +150,15 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from course_tools.authoring.publish import PublishError, publish
 
     try:
-        kit = publish(args.dir, args.assignments or None, zip_to=args.zip)
+        kit = publish(args.dir, args.assignments or None, zip_to=args.zip, url=args.url)
     except PublishError as exc:
         print(f"course publish: {exc}", file=sys.stderr)
         return 2
     print(f"published {len(kit.assignments)} assignments ({', '.join(kit.assignments)}) for course {kit.course_id} "
-          f"-> {kit.root}\nno solution, hidden test or mark scheme line in any file of it; students run `make lab` there")
+          f"-> {kit.root}\nno solution, hidden test or mark scheme line in any file of it; students run `python kit.py lab` there")
+    if args.url:
+        print(f"its notebooks install {kit.wheel.name} from {args.url} where course_utils is missing: "
+              "put the wheel there")
     if kit.archive:
         print(f"zip archive for an LMS: {kit.archive}")
     return 0
@@ -435,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dir", type=Path, help="the kit's folder: new, empty, or holding an earlier kit")
     p.add_argument("assignments", nargs="*", help="the assignments in it (default: all)")
     p.add_argument("--zip", type=Path, help="also write the kit as this zip archive (for an LMS)")
+    p.add_argument("--url", help="where the kit's wheel (dist/*.whl) will be downloadable (a GitHub release or "
+                   "repository, a web folder): its notebooks then set themselves up on Colab, Kaggle, any JupyterHub")
     p.set_defaults(func=cmd_publish)
     p = sub.add_parser("run", help="execute a source notebook headless")
     p.add_argument("assignment")
