@@ -27,9 +27,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from course_utils.kernel_client import PromptKernelManager
 from course_utils.paths import data_dir
 
 MiB = 2**20
@@ -241,52 +239,3 @@ def check() -> None:
             "namespaces (sysctl kernel.unprivileged_userns_clone=1, or run the grader as root); "
             "--no-sandbox grades without isolation, only for code you trust."
         )
-
-
-class SandboxedKernelManager(PromptKernelManager):
-    """A kernel manager whose kernels start inside the sandbox.
-
-    The grader sets :attr:`policy` before starting; the connection file and
-    the Unix sockets live in the first writable folder.
-    """
-
-    policy: Policy | None = None
-    zygote: str | None = None  # the socket of a warm-kernel process to fork kernels from (grading/zygote.py)
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.transport = "ipc"
-
-    async def _async_pre_start_kernel(self, **kw: Any):  # type: ignore[override]
-        if self.policy is None:
-            raise SandboxUnavailable("SandboxedKernelManager.policy is not set")
-        if self.zygote:  # a kernel that died may have left processes: none may run while the grader writes
-            from course_tools.grading import zygote
-
-            zygote.end_all(self.zygote)
-        for path in self.policy.writable:
-            path.mkdir(parents=True, exist_ok=True)
-        run = self.policy.writable[-1]
-        self.ip = str(run / "kernel")  # ipc transport: socket paths start with this
-        self.connection_file = str(run / "kernel.json")
-        # A signal would reach bwrap, outside the sandbox, and end it: interrupt by message instead.
-        self.kernel_spec.interrupt_mode = "message"
-        return await super()._async_pre_start_kernel(**kw)
-
-    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
-        assert self.policy is not None
-        env = kw.get("env") or dict(os.environ)
-        cwd = Path(kw.get("cwd") or self.policy.writable[0])
-        prepare_writable(self.policy.writable, self.policy.uid)
-        if self.zygote:
-            from course_tools.grading import zygote
-
-            process = zygote.spawn(self.zygote, kernel_cmd, cwd, kernel_environment(env))
-            assert self.provisioner is not None
-            self.provisioner.process, self.provisioner.pid, self.provisioner.pgid = process, process.pid, None
-            self._reconcile_connection_info(self.provisioner.connection_info)
-            return
-        wrapped = command(kernel_cmd, self.policy, env, cwd)
-        # What the kernel writes to its own stdout/stderr (not to cells) could flood the grader's terminal.
-        kw["stdout"] = kw["stderr"] = subprocess.DEVNULL
-        await super()._async_launch_kernel(wrapped, **kw)

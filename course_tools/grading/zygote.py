@@ -16,9 +16,9 @@ and POSIX IPC objects, files in /tmp and /dev/shm, abstract sockets, keys in
 its user's keyrings) ends with its namespaces and never meets the next one;
 between submissions every process but the zygote is ended. Where the host
 allows no user namespace the zygote does not start and kernels start cold. Its
-code is a string run with ``python -c``: nothing of the grading code is
-mounted into the sandbox. It talks to the grader over a Unix socket in the
-slot's socket folder, one JSON request per connection.
+program is :mod:`course_tools.grading.zygote_process`, the one file of the
+grading code bound into the sandbox (read-only); it talks to the grader over a
+Unix socket in the slot's socket folder, one JSON request per connection.
 """
 
 from __future__ import annotations
@@ -35,197 +35,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ZYGOTE = r'''
-import ctypes, fcntl, json, os, signal, socket, struct, sys, time
-path, kernel_uid, tmp_mib, shown = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
-import ipykernel.kernelapp, IPython, zmq, numpy  # what every kernel imports (matplotlib is not: its
-# cache folder would be the zygote's, shared by every kernel)
-import resource
-room = resource.getrlimit(resource.RLIMIT_AS)[0]
-if room == resource.RLIM_INFINITY or room >= 6 << 30:  # torch reserves 3 GB of address space: below
-    try:                                                # that margin its kernels would have none left
-        import torch
-    except Exception:
-        pass
-import course_utils, course_utils.checks
-libc = ctypes.CDLL(None, use_errno=True)
-libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: not traceable by its kernels even under the same user
-done = {}
+from course_tools.grading import sandbox
 
-def reap(*_):
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        done[pid] = os.waitstatus_to_exitcode(status)
-
-def others(keep, zombies=True):
-    me = os.getpid()
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) not in (1, me, *keep):
-            if not zombies:
-                try:
-                    with open(f"/proc/{name}/stat") as stat:
-                        if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
-                            continue  # already ended: its parent has not collected it yet
-                except OSError:
-                    continue
-            yield int(name)
-
-def kill(pids, everyone=False, sig=signal.SIGKILL):
-    """``sig`` to ``pids`` (and, with ``everyone``, SIGKILL to every process of the kernels' user at
-    once), sent as the kernels' user: the zygote may not signal another user's processes."""
-    if kernel_uid < 0:
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except OSError:
-                pass
-        return
-    child = os.fork()
-    if child == 0:
-        try:
-            os.setresuid(kernel_uid, kernel_uid, kernel_uid)
-            if everyone:
-                os.kill(-1, signal.SIGKILL)
-            for pid in pids:
-                try:
-                    os.kill(pid, sig)
-                except OSError:
-                    pass
-        finally:
-            os._exit(0)
-    try:
-        os.waitpid(child, 0)
-    except ChildProcessError:
-        pass
-
-def end_all():
-    """Every process but the zygote ended, a fork bomb's too (no fork slips past a kill(-1))."""
-    for _ in range(100):
-        left = list(others(()))
-        if not left:
-            return
-        kill(left, everyone=True)
-        time.sleep(0.02)
-        reap()
-
-CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWNET = 0x20000, 0x10000000, 0x08000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x1000, 0x4000, 0x40000
-
-def check(result, what):
-    if result != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-def isolate():
-    """Namespaces of this kernel's own, entered as the kernels' user, then every capability dropped:
-    a user namespace (its own keyrings; the capabilities to set up the rest), IPC (SysV objects,
-    POSIX message queues), network (abstract sockets, loopback) and mount: a fresh /tmp and /dev/shm,
-    with the sandbox's folders under /tmp bound in again, the zygote's own socket folder not."""
-    uid, gid = os.getuid(), os.getgid()
-    libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: its own /proc/self/uid_map is then its own to write
-    check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET), "unshare")
-    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as f:
-            f.write(text)
-    check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-    kept = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in shown]  # before /tmp is covered
-    for where in ("/tmp", "/dev/shm"):
-        if os.path.isdir(where):
-            check(libc.mount(b"tmpfs", where.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
-                             f"mode=1777,size={tmp_mib}m".encode()), f"mount {where}")
-    for folder, fd in kept:
-        os.makedirs(folder, exist_ok=True)
-        check(libc.mount(f"/proc/self/fd/{fd}".encode(), folder.encode(), None, MS_BIND | MS_REC, None),
-              f"mount {folder}")
-        os.close(fd)
-    with socket.socket() as s:  # loopback up, as bubblewrap leaves it in a cold sandbox
-        flags = struct.unpack("16sh22x", fcntl.ioctl(s, 0x8913, struct.pack("16sh22x", b"lo", 0)))[1]
-        fcntl.ioctl(s, 0x8914, struct.pack("16sh22x", b"lo", flags | 0x1 | 0x40))  # IFF_UP, IFF_RUNNING
-    for cap in range(int(open("/proc/sys/kernel/cap_last_cap").read()) + 1):
-        check(libc.prctl(24, cap, 0, 0, 0), "drop from the bounding set")  # PR_CAPBSET_DROP
-    check(libc.capset((ctypes.c_uint32 * 2)(0x20080522, 0), (ctypes.c_uint32 * 6)()), "capset")
-    check(libc.prctl(38, 1, 0, 0, 0), "no new privileges")  # PR_SET_NO_NEW_PRIVS
-
-def become_kernel_user():
-    if kernel_uid >= 0:
-        os.setgroups([])
-        os.setresgid(kernel_uid, kernel_uid, kernel_uid)
-        os.setresuid(kernel_uid, kernel_uid, kernel_uid)
-    isolate()
-
-def kernel(req):
-    os.setsid()
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    become_kernel_user()
-    os.chdir(req["cwd"])
-    os.environ.clear()
-    os.environ.update(req["env"])
-    sys.argv = ["ipykernel_launcher", *req["args"]]
-    ipykernel.kernelapp.launch_new_instance()
-
-def probe():
-    """Whether a kernel can be given its own namespaces here ('' if so, else why not)."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            become_kernel_user()
-            os.write(write, b"ok")
-        except Exception as exc:
-            os.write(write, str(exc).encode()[:500])
-        os._exit(0)
-    os.close(write)
-    answer = os.read(read, 600).decode(errors="replace")
-    os.close(read)
-    os.waitpid(pid, 0)
-    return "" if answer == "ok" else answer or "the probe died"
-
-refused = probe()
-if refused:
-    print("isolation impossible:", refused, flush=True)
-    sys.exit(3)
-signal.signal(signal.SIGCHLD, reap)
-server = socket.socket(socket.AF_UNIX)
-server.bind(path)
-server.listen(16)
-print("ready", flush=True)
-quiet = os.open(os.devnull, os.O_WRONLY)
-os.dup2(quiet, 1)  # nobody reads this pipe after "ready": a kernel writing to it must never block
-os.dup2(quiet, 2)
-while True:
-    conn, _ = server.accept()
-    with conn:
-        req = json.loads(conn.makefile().readline())
-        op, reply = req["op"], {}
-        if op == "spawn":
-            pid = os.fork()
-            if pid == 0:
-                server.close()
-                code = 1
-                try:
-                    kernel(req)
-                    code = 0
-                finally:
-                    os._exit(code)
-            reply = {"pid": pid}
-        elif op == "poll":
-            reply = {"code": done.get(req["pid"])}
-        elif op == "signal":
-            kill([req["pid"]], sig=req["sig"])
-        elif op == "strays":
-            strays = list(others(req["keep"], zombies=False))
-            kill(strays)
-            reply = {"killed": len(strays)}
-        elif op in ("reset", "end"):
-            end_all()
-        conn.sendall((json.dumps(reply) + "\n").encode())
-'''
+PROGRAM = Path(__file__).with_name("zygote_process.py")  # the zygote itself, bound read-only into its sandbox
 
 
 class ZygoteGone(RuntimeError):
@@ -299,9 +111,7 @@ def spawn(sock_path: str, kernel_cmd: list[str], cwd: Path, env: dict[str, str])
 class Zygote:
     """The zygote of one grading worker, in the worker's sandbox (see the module docstring)."""
 
-    def __init__(self, slot: Path, limits: Any, env: dict[str, str]) -> None:
-        from course_tools.grading import sandbox
-
+    def __init__(self, slot: Path, limits: sandbox.Limits, env: dict[str, str]) -> None:
         self.slot = slot
         self.work, self.run, own = slot / "work", slot / "run", slot / "zygote"
         for folder in (self.work, self.run, own):
@@ -309,13 +119,15 @@ class Zygote:
         own.chmod(0o700)  # its socket: the grader's and its own, not its kernels'
         self.socket = str(own / "zygote.sock")
         Path(self.socket).unlink(missing_ok=True)
-        policy = sandbox.Policy(writable=[self.work, self.run, own], limits=limits)
+        policy = sandbox.Policy(writable=[self.work, self.run, own], readonly=[*sandbox.default_readonly(), PROGRAM],
+                                limits=limits)
         uid = policy.uid if policy.uid is not None else -1
         self.uid = policy.uid  # the user its kernels run as
         sandbox.prepare_writable([self.work, self.run], policy.uid)
         # What a kernel's fresh /tmp must show again: the sandbox's folders there, but its own.
         shown = [str(p) for p in [*policy.readonly, self.work, self.run] if Path("/tmp") in p.parents]
-        cmd = sandbox.command([sys.executable, "-c", ZYGOTE, self.socket, str(uid), str(limits.tmp_mib),
+        # -P: the program's folder is not put on sys.path (its kernels inherit the path)
+        cmd = sandbox.command([sys.executable, "-P", str(PROGRAM), self.socket, str(uid), str(limits.tmp_mib),
                                json.dumps(shown)], policy, env, self.work, as_root=True)
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         ready = self.process.stdout.readline().strip() if self.process.stdout else ""
@@ -370,7 +182,7 @@ _WARM: dict[tuple, Zygote] = {}
 _REFUSED: list[IsolationImpossible] = []  # once the host refused, no zygote is tried again
 
 
-def warm(limits: Any, env: dict[str, str]) -> Zygote:
+def warm(limits: sandbox.Limits, env: dict[str, str]) -> Zygote:
     """This process's zygote for these limits, started on first use and again if it died."""
     if _REFUSED:
         raise _REFUSED[0]
