@@ -61,7 +61,8 @@ def main() -> None:
     report_class.build(root, roster(args.submissions))
     print(f"built {args.submissions} submissions in {time.perf_counter() - started:.0f} s (not timed)")
 
-    from course_tools.grading import report, report_mutants
+    from course_tools.authoring import mutant_candidates as report_mutants
+from course_tools.grading import report
     from course_tools.layout import Course
 
     course = Course(root)

@@ -22,7 +22,8 @@ from report_class import FRACTION, HOSTILE, MEAN, NEGATIVE, SCRIPT, TOY
 from similarity_submissions import write_record
 
 from course_tools.authoring import mutants
-from course_tools.grading import report, report_mutants
+from course_tools.authoring import mutant_candidates as report_mutants
+from course_tools.grading import report
 from course_tools.grading.similarity import shown_value
 from course_tools.layout import Course
 from course_utils import checks

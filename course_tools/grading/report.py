@@ -25,6 +25,7 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from course_tools import assignments
 from course_tools.grading import similarity, status
@@ -370,8 +371,10 @@ def make(course: Course, assignment: str | None) -> list[AssignmentReport]:
     return reports
 
 
-def main(course: Course, assignment: str | None, term: bool = False, mutant_candidates: bool = False) -> int:
-    """``course report A`` / ``course report --term``: write the report and say where; 2 when there is nothing."""
+def main(course: Course, assignment: str | None, term: bool = False,
+         then: Callable[[Course, AssignmentReport], None] | None = None) -> int:
+    """``course report A`` / ``course report --term``: write the report and say where; 2 when there is nothing.
+    ``then`` runs on each assignment's report afterwards (``--mutant-candidates``, from authoring)."""
     if (assignment is None) == (not term):
         print("course report: name one assignment, or --term for all of them")
         return 2
@@ -386,11 +389,6 @@ def main(course: Course, assignment: str | None, term: bool = False, mutant_cand
         for note in r.notes[:5]:
             print(f"  note: {note}")
     print(f"wrote {course.report_page(assignment)} and {course.report_table(assignment)}")
-    if mutant_candidates:
-        from course_tools.grading import report_mutants
-
-        for r in reports:
-            written, skipped = report_mutants.write(course, r)
-            print(f"wrote {course.mutant_candidates(r.assignment)}: {written} candidates to review"
-                  + (f" ({len(skipped)} clusters skipped: {'; '.join(skipped[:3])})" if skipped else ""))
+    for r in reports if then else []:
+        then(course, r)
     return 0

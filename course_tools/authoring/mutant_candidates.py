@@ -111,3 +111,10 @@ def write(course: Course, report: AssignmentReport, top: int = TOP) -> tuple[int
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return len(entries), skipped
+
+
+def announce(course: Course, report: AssignmentReport) -> None:
+    """Write the candidates of one assignment's report and say where (``course report --mutant-candidates``)."""
+    written, skipped = write(course, report)
+    print(f"wrote {course.mutant_candidates(report.assignment)}: {written} candidates to review"
+          + (f" ({len(skipped)} clusters skipped: {'; '.join(skipped[:3])})" if skipped else ""))
