@@ -8,7 +8,7 @@
                                      the student kit: released notebooks, course_utils, set-up, README
     course run A [--fast] [--results FILE] [--output NB]
                                      execute the source notebook headless
-    course selfcheck [A ...] [--fast] [--sample K]
+    course selfcheck [A ...] [--fast] [--sample K] [--device cuda]
                                      prove assignments sound (see course_tools.authoring.selfcheck)
     course strip [NB ...]            clear outputs of source notebooks before a commit
     course convert A|NB [--write]    plain nbgrader asserts in test cells rewritten as checks.expect
@@ -180,6 +180,8 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
     from course_tools.scratch import GradingFailed
     from course_tools.authoring.selfcheck import selfcheck
 
+    if args.device and args.device != "cpu":
+        return _device_unavailable(args.device)
     failed = 0
     for name in _names(args.assignments):
         try:
@@ -195,6 +197,22 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
         print(report.summary, flush=True)
         failed += not report.ok
     return 1 if failed else 0
+
+
+def _device_unavailable(device: str) -> int:
+    """``--device``: the solution on a GPU against its CPU reference needs a GPU here; says what is missing (exit 2)."""
+    import torch
+
+    kind = device.split(":")[0]
+    present = torch.cuda.is_available() if kind == "cuda" else kind == "mps" and torch.backends.mps.is_available()
+    if not present:
+        print(f"course selfcheck --device {device}: no {kind.upper()} device on this machine "
+              "(torch sees none); nothing was compared", file=sys.stderr)
+        return 2
+    print(f"course selfcheck --device {device}: the notebooks place no work on course.device yet and the grading "
+          "sandbox passes no COURSE_DEVICE, so the solution would run on the CPU twice; nothing was compared",
+          file=sys.stderr)
+    return 2
 
 
 def cmd_strip(args: argparse.Namespace) -> int:
@@ -455,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mutant", action="append", help="check only this mutant (repeatable)")
     p.add_argument("--sample", type=int, metavar="K",
                    help="grade only the first K mutants of each test cell and every shortcut (quick runs)")
+    p.add_argument("--device", help="cuda: the solution on this machine's GPU against its CPU reference "
+                   "(exit 2 where there is none)")
     p.set_defaults(func=cmd_selfcheck)
     p = sub.add_parser("strip", help="clear outputs of source notebooks")
     p.add_argument("notebooks", nargs="*")
