@@ -62,12 +62,12 @@ def main() -> None:
     print(f"built {args.submissions} submissions in {time.perf_counter() - started:.0f} s (not timed)")
 
     from course_tools.authoring import mutant_candidates as report_mutants
-from course_tools.grading import report
+    from course_tools.grading import report, report_page
     from course_tools.layout import Course
 
     course = Course(root)
     wall, cpu = time.perf_counter(), time.process_time()
-    reports = report.make(course, "toy")
+    reports = report_page.make(course, "toy")
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     r = reports[0]
     print(f"course report toy: {r.submissions} submissions, {len(r.failures)} failure messages, "

@@ -410,7 +410,7 @@ def cmd_similarity(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from course_tools.authoring.mutant_candidates import announce
-    from course_tools.grading.report import main as report
+    from course_tools.grading.report_page import main as report
 
     return report(Course.current(), args.assignment, term=args.term, then=announce if args.mutant_candidates else None)
 

@@ -23,7 +23,7 @@ from similarity_submissions import write_record
 
 from course_tools.authoring import mutants
 from course_tools.authoring import mutant_candidates as report_mutants
-from course_tools.grading import report
+from course_tools.grading import report, report_page
 from course_tools.grading.similarity import shown_value
 from course_tools.layout import Course
 from course_utils import checks
@@ -114,7 +114,7 @@ def test_hostile_records_are_notes(klass: Path) -> None:
     assert {c.grade_id: c.marked for c in r.cells if c.kind == "test"} == {"test_square": 31,
                                                                            "test_mean_square": 31}
     assert ("test_square", NEGATIVE, 12) in {(f.test, f.label, f.students) for f in r.failures}
-    report.make(Course(klass), TOY)  # page and table written whatever the records hold
+    report_page.make(Course(klass), TOY)  # page and table written whatever the records hold
 
 
 def test_the_term(klass: Path, capsys: pytest.CaptureFixture) -> None:
@@ -166,7 +166,7 @@ def test_toml_strings_survive_any_text() -> None:
 
 def test_page_opens_in_chromium_without_errors(klass: Path, tmp_path: Path) -> None:
     """The page as an instructor opens it: no console error, both plots drawn ($REPORT_SHOT gets a copy)."""
-    report.make(Course(klass), TOY)
+    report_page.make(Course(klass), TOY)
     with opened(Course(klass).report_page(TOY)) as (page, errors):
         plots = page.locator("svg")
         assert plots.count() == 2

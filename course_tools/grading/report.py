@@ -25,7 +25,6 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from course_tools import assignments
 from course_tools.grading import similarity, status
@@ -354,41 +353,3 @@ def write_table(reports: list[AssignmentReport], path: Path) -> None:
         for report in reports:
             writer.writerows([similarity.csv_text(v) if isinstance(v, str) else v for v in row]
                              for row in table_rows(report))
-
-
-# ---------------------------------------------------------------- the command
-
-
-def make(course: Course, assignment: str | None) -> list[AssignmentReport]:
-    """Write the page and the table of one assignment (or, with None, of the whole term); the reports."""
-    from course_tools.grading import report_page
-
-    reports = [assignment_report(course, a) for a in ([assignment] if assignment else term_assignments(course))]
-    page = course.report_page(assignment)
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(report_page.page(reports, term=assignment is None), encoding="utf-8", errors="replace")
-    write_table(reports, course.report_table(assignment))
-    return reports
-
-
-def main(course: Course, assignment: str | None, term: bool = False,
-         then: Callable[[Course, AssignmentReport], None] | None = None) -> int:
-    """``course report A`` / ``course report --term``: write the report and say where; 2 when there is nothing.
-    ``then`` runs on each assignment's report afterwards (``--mutant-candidates``, from authoring)."""
-    if (assignment is None) == (not term):
-        print("course report: name one assignment, or --term for all of them")
-        return 2
-    if assignment and not status.students_with_records(course, assignment) and not has_gradebook(course):
-        print(f"course report: no status records of {assignment}: run `course autograde {assignment}` first")
-        return 2
-    reports = make(course, assignment)
-    for r in reports:
-        counts = ", ".join(f"{r.statuses[s]} {s}" for s in STATUSES if r.statuses.get(s))
-        print(f"{r.assignment}: {r.submissions} submissions ({counts or 'none'}); {len(r.failures)} failure messages, "
-              f"{len(r.clusters)} shared wrong values")
-        for note in r.notes[:5]:
-            print(f"  note: {note}")
-    print(f"wrote {course.report_page(assignment)} and {course.report_table(assignment)}")
-    for r in reports if then else []:
-        then(course, r)
-    return 0

@@ -1,4 +1,5 @@
-"""The reteach report as one self-contained HTML page: plots inline, no script, no link out.
+"""The reteach report as one self-contained HTML page: plots inline, no script, no link out; and
+``course report``, which writes the page with the numbers' table (:mod:`~course_tools.grading.report`).
 
 Everything a submission can influence (student names, published values, even labels and reasons)
 is escaped and cut to a few hundred characters, and each list is capped, so the page stays
@@ -13,10 +14,13 @@ import io
 import math
 import re
 import statistics
+from typing import Callable
 
+from course_tools.grading import report, status
 from course_tools.grading.report import AssignmentReport, score_bins
 from course_tools.grading.similarity import shown_value
 from course_tools.grading.status import STATUSES
+from course_tools.layout import Course
 
 MAX_TEXT = 200  # characters of a label, a name or a note shown
 MAX_FAILURES = 40  # failure messages listed per assignment
@@ -208,3 +212,39 @@ def page(reports: list[AssignmentReport], term: bool = False) -> str:
     return ("<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
             "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; style-src 'unsafe-inline'\">"
             f"<title>What to reteach: {_e(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>")
+
+
+# ---------------------------------------------------------------- the command
+
+
+def make(course: Course, assignment: str | None) -> list[AssignmentReport]:
+    """Write the page and the table of one assignment (or, with None, of the whole term); the reports."""
+    reports = [report.assignment_report(course, a) for a in ([assignment] if assignment else report.term_assignments(course))]
+    target = course.report_page(assignment)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(page(reports, term=assignment is None), encoding="utf-8", errors="replace")
+    report.write_table(reports, course.report_table(assignment))
+    return reports
+
+
+def main(course: Course, assignment: str | None, term: bool = False,
+         then: Callable[[Course, AssignmentReport], None] | None = None) -> int:
+    """``course report A`` / ``course report --term``: write the report and say where; 2 when there is nothing.
+    ``then`` runs on each assignment's report afterwards (``--mutant-candidates``, from authoring)."""
+    if (assignment is None) == (not term):
+        print("course report: name one assignment, or --term for all of them")
+        return 2
+    if assignment and not status.students_with_records(course, assignment) and not report.has_gradebook(course):
+        print(f"course report: no status records of {assignment}: run `course autograde {assignment}` first")
+        return 2
+    reports = make(course, assignment)
+    for r in reports:
+        counts = ", ".join(f"{r.statuses[s]} {s}" for s in STATUSES if r.statuses.get(s))
+        print(f"{r.assignment}: {r.submissions} submissions ({counts or 'none'}); {len(r.failures)} failure messages, "
+              f"{len(r.clusters)} shared wrong values")
+        for note in r.notes[:5]:
+            print(f"  note: {note}")
+    print(f"wrote {course.report_page(assignment)} and {course.report_table(assignment)}")
+    for r in reports if then else []:
+        then(course, r)
+    return 0
