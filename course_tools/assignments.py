@@ -157,3 +157,18 @@ def metadata_problems(assignment: Assignment) -> list[str]:
             problems.append("the source notebook is committed with outputs: clear them (course strip)")
             break
     return problems
+
+
+def strip_outputs(paths: list[Path]) -> list[Path]:
+    """Clear outputs and execution counts of these notebooks (sources are committed without them);
+    the paths that changed."""
+    changed = []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        dirty = [c for c in nb.cells if c.cell_type == "code" and (c.outputs or c.execution_count)]
+        for cell in dirty:
+            cell.outputs, cell.execution_count = [], None
+        if dirty:
+            nbformat.write(nb, path)
+            changed.append(path)
+    return changed

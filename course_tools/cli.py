@@ -38,7 +38,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -129,19 +128,16 @@ def _cause(result: dict) -> str:
 
 
 def cmd_workspace(args: argparse.Namespace) -> int:
-    """Copy each released assignment into assignments/, keeping anything already there."""
+    from course_tools.workspace import NothingReleased, fill
+
     course = Course.current()
-    release, work = course.releases_root(), course.workspace()
-    if not release.is_dir():
-        print("Nothing released yet: run `make release` (or `course release`) first.", file=sys.stderr)
+    try:
+        done = fill(course)
+    except NothingReleased as exc:
+        print(exc, file=sys.stderr)
         return 2
-    for folder in sorted(p for p in release.iterdir() if p.is_dir()):
-        target = work / folder.name
-        if target.exists():
-            print(f"kept      {work.name}/{folder.name}/ (your work is never overwritten)")
-            continue
-        shutil.copytree(folder, target)
-        print(f"new       {work.name}/{folder.name}/")
+    for name, how in done:
+        print(f"{how:<9} {course.workspace().name}/{name}/" + (" (your work is never overwritten)" if how == "kept" else ""))
     return 0
 
 
@@ -216,18 +212,9 @@ def _device_unavailable(device: str) -> int:
 
 
 def cmd_strip(args: argparse.Namespace) -> int:
-    import nbformat
-
     paths = [Path(p) for p in args.notebooks] or [assignments.load(n).path for n in assignments.available()]
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        changed = False
-        for cell in nb.cells:
-            if cell.cell_type == "code" and (cell.outputs or cell.execution_count):
-                cell.outputs, cell.execution_count, changed = [], None, True
-        if changed:
-            nbformat.write(nb, path)
-            print(f"stripped {path}")
+    for path in assignments.strip_outputs(paths):
+        print(f"stripped {path}")
     return 0
 
 
@@ -238,47 +225,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Exit 0 only when every visible test passes (plain ``nbgrader validate`` exits 0 regardless)."""
-    import nbformat
-    from nbgrader.validator import Validator
+    from course_tools.validation import validate
 
-    from course_tools.config import load_config
-
-    path = Path(args.notebook)
-    if not path.is_file():
-        print(f"{path}: no such notebook", file=sys.stderr)
-        return 2
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as exc:  # noqa: BLE001 (invalid JSON and invalid structure raise different types)
-        print(f"{path} is not a readable notebook ({exc.__class__.__name__}): restore it from your last "
-              "checkpoint (File > Revert) or fetch a fresh copy of the assignment", file=sys.stderr)
-        return 2
-    if not any(assignments.is_test_cell(c) for c in nb.cells):
-        print(f"{path} has no test cells: is it the assignment notebook?", file=sys.stderr)
-        return 2
-    results = Validator(config=load_config()).validate(str(path))
-    names = {c.source: assignments.grade_id(c, i) for i, c in enumerate(nb.cells)}
-    for kind, message in (("type_changed", "a graded cell changed its type"),
-                          ("changed", "a test or read-only cell was edited; tests are restored when graded"),
-                          ("failed", "failed")):
-        for cell in results.get(kind, []):
-            print(f"{names.get(cell['source'], 'a cell')}: {message}")
-            for line in _error_message(cell.get("raw_error") or ""):
-                print(f"  {line}")
-    if results:
-        print(f"{path}: NOT all visible tests pass", file=sys.stderr)
-        return 1
-    print(f"{path}: all visible tests pass (hidden tests run at grading)")
-    return 0
-
-
-def _error_message(raw_error: str) -> list[str]:
-    """What a failed cell says, without its traceback: the exception line and all that follows it
-    (a check's "value -0.5 where 0.5 was expected" and its hint), or nbgrader's own note."""
-    lines = re.sub(r"\x1b\[[0-9;]*m", "", raw_error).strip().splitlines()
-    starts = [i for i, line in enumerate(lines) if re.match(r"^[A-Za-z_][\w.]*(:\s|:?$)", line)]
-    return [line.rstrip() for line in lines[starts[-1]:]] if starts else lines[-1:]
+    return validate(Path(args.notebook))
 
 
 def cmd_autograde(args: argparse.Namespace) -> int:
@@ -416,31 +365,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from course_tools.grading.feedback import feedback
+    from course_tools.grading.feedback import main as feedback
 
-    from course_tools.grading.feedback_page import waiting_for_grading
-
-    course = Course.current()
-    made, notes, failed = feedback(course, args.assignment, provisional=args.provisional)
-    print(f"feedback/: {made} feedback files, {notes} not-graded notes; "
-          f"`nbgrader release_feedback {args.assignment}` hands them out")
-    for student, why in sorted(failed.items()):
-        print(f"  no feedback for {student}: {why}")
-    waiting = waiting_for_grading(course, args.assignment)
-    if waiting and args.provisional:
-        print(f"{len(waiting)} of them marked provisional at the top: answers still wait for a person")
-    elif waiting:
-        print(f"no feedback for {len(waiting)} submissions whose grading is unfinished (grade them in the "
-              "Formgrader, or pass --provisional to hand out pages marked provisional):")
-        for student, cells in sorted(waiting.items()):
-            print(f"  {student}: {', '.join(cells)}")
-        return 1
-    return 1 if failed else 0
+    return feedback(Course.current(), args.assignment, provisional=args.provisional)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="course", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _authoring_commands(sub: argparse._SubParsersAction) -> None:
+    """Before a release: listing, releasing, a student's workspace, the student kit."""
     p = sub.add_parser("list", help="assignments, graded cells and points")
     p.add_argument("assignments", nargs="*")
     p.set_defaults(func=cmd_list)
@@ -460,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", help="where the kit's wheel (dist/*.whl) will be downloadable (a GitHub release or "
                    "repository, a web folder): its notebooks then set themselves up on Colab, Kaggle, any JupyterHub")
     p.set_defaults(func=cmd_publish)
+
+
+def _checking_commands(sub: argparse._SubParsersAction) -> None:
+    """Before a release: running notebooks, proving them sound, stripping outputs, converting asserts."""
     p = sub.add_parser("run", help="execute a source notebook headless")
     p.add_argument("assignment")
     p.add_argument("--fast", action="store_true", help="COURSE_FAST=1: seconds instead of minutes")
@@ -485,6 +420,10 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--write", action="store_true", help="rewrite the notebook (the original kept as .orig)")
     mode.add_argument("--dry-run", action="store_true", help="only print what would change (the default)")
     p.set_defaults(func=cmd_convert)
+
+
+def _grading_commands(sub: argparse._SubParsersAction) -> None:
+    """After hand-in: validating, grading, exporting, collecting an LMS's archive."""
     p = sub.add_parser("validate", help="run a notebook's visible tests; exit 0 only if all pass")
     p.add_argument("notebook")
     p.set_defaults(func=cmd_validate)
@@ -515,6 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update", action="store_true", help="replace a collected submission by a newer one "
                    "(the old one is kept under lms/replaced/)")
     p.set_defaults(func=cmd_collect_zip)
+
+
+def _term_commands(sub: argparse._SubParsersAction) -> None:
+    """Across a term and a class: regrades, the term's file, copied work, what to reteach, feedback."""
     p = sub.add_parser("rejudge", help="judge stored values again against the current reference (no code run)")
     p.add_argument("assignment")
     p.set_defaults(func=cmd_rejudge)
@@ -539,7 +482,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--provisional", action="store_true", help="also for submissions whose grading is unfinished, "
                    "marked provisional at the top of the page")
     p.set_defaults(func=cmd_feedback)
-    args = parser.parse_args(argv)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``course`` command's arguments: one sub-command per verb, each calling one ``cmd_*``."""
+    top = argparse.ArgumentParser(prog="course", description=__doc__.split("\n\n")[0])
+    sub = top.add_subparsers(dest="command", required=True)
+    for add in (_authoring_commands, _checking_commands, _grading_commands, _term_commands):
+        add(sub)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     from course_tools.config import quiet_library_warnings
     from course_tools.grading.deadlines import CalendarError
 

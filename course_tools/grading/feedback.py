@@ -90,3 +90,23 @@ def feedback(course: Course, assignment: str, provisional: bool = False) -> tupl
             continue
         made += 1
     return made, notes, failed
+
+
+def main(course: Course, assignment: str, provisional: bool = False) -> int:
+    """``course feedback A``: make it and say what was made, what was not and why.
+    0: everyone's is made; 1: some submission has none (failed, or its grading is unfinished)."""
+    made, notes, failed = feedback(course, assignment, provisional=provisional)
+    print(f"feedback/: {made} feedback files, {notes} not-graded notes; "
+          f"`nbgrader release_feedback {assignment}` hands them out")
+    for student, why in sorted(failed.items()):
+        print(f"  no feedback for {student}: {why}")
+    waiting = waiting_for_grading(course, assignment)
+    if waiting and provisional:
+        print(f"{len(waiting)} of them marked provisional at the top: answers still wait for a person")
+    elif waiting:
+        print(f"no feedback for {len(waiting)} submissions whose grading is unfinished (grade them in the "
+              "Formgrader, or pass --provisional to hand out pages marked provisional):")
+        for student, cells in sorted(waiting.items()):
+            print(f"  {student}: {', '.join(cells)}")
+        return 1
+    return 1 if failed else 0
