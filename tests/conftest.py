@@ -12,16 +12,21 @@ from kit_support import kit_clone  # noqa: F401 (the published student kit, a fi
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def toy_course(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of tests/fixtures/toy with the course's real nbgrader_config.py,
+def fixture_course(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of tests/fixtures/<name> with the course's real nbgrader_config.py,
     made the current course through $COURSE_ROOT."""
     root = tmp_path / "course"
-    shutil.copytree(REPO / "tests" / "fixtures" / "toy", root)
+    shutil.copytree(REPO / "tests" / "fixtures" / name, root)
     shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
     monkeypatch.setenv("COURSE_ROOT", str(root))
     monkeypatch.setenv("COURSE_DATA", str(REPO / "data"))
     return root
+
+
+@pytest.fixture
+def toy_course(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The toy assignment (tests/fixtures/toy) as the current course."""
+    return fixture_course("toy", tmp_path, monkeypatch)
 
 
 def _initdb() -> Path | None:

@@ -15,6 +15,8 @@ import nbformat
 import numpy as np
 import pytest
 
+from conftest import fixture_course
+
 from course_tools import cli, testcells
 from course_tools.authoring import convert
 from course_tools.grading import reference
@@ -26,13 +28,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def plain_course(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of tests/fixtures/plain with the course's nbgrader_config.py, the current course."""
-    root = tmp_path / "course"
-    shutil.copytree(REPO / "tests" / "fixtures" / "plain", root)
-    shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
-    monkeypatch.setenv("COURSE_ROOT", str(root))
-    monkeypatch.setenv("COURSE_DATA", str(REPO / "data"))
-    return root
+    """The plain nbgrader assignment (tests/fixtures/plain) as the current course."""
+    return fixture_course("plain", tmp_path, monkeypatch)
 
 
 def _notebook(course: Path) -> Path:

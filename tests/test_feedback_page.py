@@ -4,11 +4,12 @@ and formulas drawn as MathML so that pages need neither MathJax nor the network.
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from toy_submissions import submit
 
 from course_tools import cli
 from course_tools.grading.feedback_page import (MAX_TYPESET_CHARS, TOO_LONG_NOTE, drop_mathjax_script,
@@ -79,14 +80,6 @@ def test_mathjax_script_is_dropped(tmp_path: Path) -> None:
     assert "cdnjs" not in page.read_text() and "<math></math>" in page.read_text()
 
 
-def _submit(root: Path, student: str, nb: nbformat.NotebookNode) -> None:
-    folder = root / "submitted" / student / "toy"
-    folder.mkdir(parents=True)
-    nbformat.write(nb, folder / "toy.ipynb")
-    (folder / "timestamp.txt").write_text(datetime(2026, 11, 20, tzinfo=timezone.utc).strftime(
-        "%Y-%m-%d %H:%M:%S.%f UTC"))
-
-
 @pytest.mark.slow
 def test_feedback_waits_for_written_answers(toy_course: Path, capsys: pytest.CaptureFixture) -> None:
     source = toy_course / "notebooks" / "toy" / "toy.ipynb"
@@ -96,7 +89,7 @@ def test_feedback_waits_for_written_answers(toy_course: Path, capsys: pytest.Cap
     assert cli.main(["release", "toy"]) == 0
     answer = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "why_negative")
     answer.source = "Same signs multiply to a positive number."  # a written answer a person must grade
-    _submit(toy_course, "alice", nb)
+    submit(toy_course, "alice", nb)
     assert cli.main(["autograde", "toy", "--workers", "1"]) == 0
     capsys.readouterr()
 

@@ -12,12 +12,13 @@ import base64
 import json
 import os
 import shutil
-from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from toy_submissions import submit
 
 from course_tools.grading.sanitize import clean_html, sanitize_notebook
 
@@ -256,14 +257,6 @@ def browser_check(page: Path) -> None:
     assert state["display"] != "none" and state["frames"] == 0 and state["math"] >= 2, state
 
 
-def _submit(root: Path, student: str, nb: nbformat.NotebookNode) -> None:
-    folder = root / "submitted" / student / "toy"
-    folder.mkdir(parents=True)
-    nbformat.write(nb, folder / "toy.ipynb")
-    (folder / "timestamp.txt").write_text(datetime(2026, 11, 20, tzinfo=timezone.utc).strftime(
-        "%Y-%m-%d %H:%M:%S.%f UTC"))
-
-
 @pytest.mark.slow
 def test_hostile_submission_graded_and_fed_back_safely(toy_course: Path, capsys: pytest.CaptureFixture) -> None:
     """A submission with every attack, through `course autograde` and `course feedback`: the
@@ -284,7 +277,7 @@ def test_hostile_submission_graded_and_fed_back_safely(toy_course: Path, capsys:
     nb.cells.append(nbformat.v4.new_raw_cell("<script>document.title = 'pwned-raw'</script>",
                                              metadata={"raw_mimetype": "text/html"}))
     nb.metadata["widgets"] = WIDGET_STATE
-    _submit(toy_course, "alice", nb)
+    submit(toy_course, "alice", nb)
     assert cli.main(["autograde", "toy", "--workers", "1"]) == 0
     capsys.readouterr()
 

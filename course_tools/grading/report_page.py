@@ -131,6 +131,11 @@ def _cells_table(report: AssignmentReport) -> str:
             f"<th>mean points</th><th>waiting for a person</th></tr>{rows}</table>")
 
 
+def _more_in_csv(count: int, shown: int) -> str:
+    """A note under a table cut to ``shown`` rows: the rest is in the CSV."""
+    return f"<p class=note>{count - shown} more in the CSV.</p>" if count > shown else ""
+
+
 def _failures_table(report: AssignmentReport) -> str:
     if not report.failures:
         return "<p>No test failed.</p>"
@@ -138,8 +143,7 @@ def _failures_table(report: AssignmentReport) -> str:
         f"<tr><td>{_e(f.test)}</td><td>{_e(f.label)}</td><td class=n>{f.students}</td>"
         f"<td class=n>{_pct(f.students, report.test_failures(f.test))}</td><td>{_e(f.example)}</td></tr>"
         for f in report.failures[:MAX_FAILURES])
-    more = (f"<p class=note>{len(report.failures) - MAX_FAILURES} more in the CSV.</p>"
-            if len(report.failures) > MAX_FAILURES else "")
+    more = _more_in_csv(len(report.failures), MAX_FAILURES)
     return ("<table><tr><th>test</th><th>first expectation failed (its message)</th><th>students</th>"
             f"<th>of the test's failures</th><th>for example</th></tr>{rows}</table>{more}")
 
@@ -151,8 +155,7 @@ def _clusters_table(report: AssignmentReport) -> str:
         f"<tr><td>{_e(c.test)}</td><td>{_e(c.label)}" + (f" (#{c.occurrence + 1})" if c.occurrence else "")
         + f"</td><td><code>{_e(shown_value(c.value), 300)}</code></td><td class=n>{c.students} of {c.judged}</td>"
         f"<td>{_e(c.example)}</td></tr>" for c in report.clusters[:MAX_CLUSTERS])
-    more = (f"<p class=note>{len(report.clusters) - MAX_CLUSTERS} more in the CSV.</p>"
-            if len(report.clusters) > MAX_CLUSTERS else "")
+    more = _more_in_csv(len(report.clusters), MAX_CLUSTERS)
     return ("<table><tr><th>test</th><th>expectation</th><th>the same wrong value</th><th>students</th>"
             f"<th>for example</th></tr>{rows}</table>{more}")
 
