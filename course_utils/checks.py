@@ -29,10 +29,11 @@ import sys
 
 import numpy as np
 
+from course_utils.paths import JUDGE_ENV
+
 if TYPE_CHECKING:
     import torch
 
-JUDGE_ENV = "COURSE_JUDGE"
 EXPECT_MIME = "application/vnd.course.expect+json"
 
 

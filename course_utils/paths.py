@@ -13,10 +13,14 @@ from pathlib import Path
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
+# The environment variables the course reads, named once (the grader sets some in the kernel's
+# environment; the sandbox passes these through and drops the rest).
 FAST_ENV = "COURSE_FAST"
 DATA_ENV = "COURSE_DATA"
 RESULTS_ENV = "COURSE_RESULTS"
 ROOT_ENV = "COURSE_ROOT"
+JUDGE_ENV = "COURSE_JUDGE"  # set by the course's grader: expectations publish their values (checks.expect)
+EXECUTION_ENV = "NBGRADER_EXECUTION"  # set by nbgrader while it runs a notebook: "autograde" or "validate"
 
 
 def repo_root() -> Path:
@@ -57,4 +61,4 @@ def is_fast() -> bool:
     value = os.environ.get(FAST_ENV, "").strip().lower()
     if value:
         return value in {"1", "true", "yes", "on"}
-    return os.environ.get("NBGRADER_EXECUTION") in {"autograde", "validate"}
+    return os.environ.get(EXECUTION_ENV) in {"autograde", "validate"}

@@ -50,7 +50,8 @@ from course_tools.assignments import grade_id, is_test_cell
 from course_tools import testcells
 from course_tools.grading import judge, sandbox, status, zygote
 from course_tools.grading.kernels import SandboxedKernelManager
-from course_utils.checks import EXPECT_MIME, JUDGE_ENV
+from course_utils.checks import EXPECT_MIME
+from course_utils.paths import JUDGE_ENV
 
 QUEUED_MESSAGES = 16  # messages from the kernel waiting in this process, at most (zmq's default is 1000)
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]

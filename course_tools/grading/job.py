@@ -32,7 +32,7 @@ from traitlets.config import Config
 from course_tools.config import quiet_library_warnings, scratch_config
 from course_tools.grading import execute, zygote
 from course_tools.grading.status import FLAGGED, GRADED, NOT_GRADED, clip
-
+from course_utils.paths import EXECUTION_ENV, FAST_ENV
 
 
 @dataclass
@@ -162,7 +162,7 @@ def _warm_kernels(settings: Settings) -> zygote.Zygote | None:
 
     limits = sandbox.Limits(memory_mib=settings.memory_mib, cpu_seconds=settings.cpu_seconds,
                             processes=settings.processes)
-    env = {**os.environ, "COURSE_FAST": "1" if settings.fast else "0", "NBGRADER_EXECUTION": "autograde"}
+    env = {**os.environ, FAST_ENV: "1" if settings.fast else "0", EXECUTION_ENV: "autograde"}
     for _ in range(2):
         try:
             warm = zygote.warm(limits, env)
@@ -340,7 +340,7 @@ def _child(job: dict, send: Connection) -> None:
     os.setsid()  # its own session: nothing it starts can signal the worker
     quiet_library_warnings()  # a fork server's child does not inherit the caller's warning filters
     settings = Settings(**job["settings"])
-    os.environ["COURSE_FAST"] = "1" if settings.fast else "0"
+    os.environ[FAST_ENV] = "1" if settings.fast else "0"
     root, assignment, student = Path(job["root"]), job["assignment"], job["student"]
     try:
         started = time.perf_counter()

@@ -28,12 +28,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_utils.paths import data_dir
+from course_utils.paths import DATA_ENV, EXECUTION_ENV, FAST_ENV, JUDGE_ENV, data_dir
 
 MiB = 2**20
 
 # Environment variables passed into the sandbox; everything else is dropped.
-ENV_KEEP = ("NBGRADER_EXECUTION", "COURSE_FAST", "COURSE_DATA", "COURSE_JUDGE", "LANG", "LC_ALL", "TZ",
+ENV_KEEP = (EXECUTION_ENV, FAST_ENV, DATA_ENV, JUDGE_ENV, "LANG", "LC_ALL", "TZ",
             "OMP_NUM_THREADS", "MKL_NUM_THREADS", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "JPY_PARENT_PID")
 
 
