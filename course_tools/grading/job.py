@@ -18,7 +18,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import re
 import resource
 import shutil
 import tempfile
@@ -31,6 +30,7 @@ from traitlets.config import Config
 
 from course_tools.config import quiet_library_warnings, scratch_config
 from course_tools.grading import execute, zygote
+from course_tools.grading.nbgrader_errors import explain, failure_text
 from course_tools.grading.status import FLAGGED, GRADED, NOT_GRADED, clip
 from course_utils.paths import EXECUTION_ENV, FAST_ENV
 
@@ -292,45 +292,6 @@ def verdict(report: dict) -> tuple[str, str]:
     return GRADED, clip("; ".join(notes))
 
 
-_EXPLAINED = (
-    (r"Cell with id '([^']+)' exists multiple times", "two cells carry the grade id {0} (a graded cell was copied)"),
-    (r"Cell '([^']+)' does not exist in the database", "the cell {0} is not part of the released assignment "
-                                                        "(a graded cell's grade id was changed)"),
-    # only a changed kind of cell: a changed checksum or points value is routine (nbgrader restores the
-    # released source and points and warns), never the cause of a failure
-    (r"Attribute '(cell_type|locked)' for cell (\S+) has changed", "the cell {1} was turned into another kind of "
-                                                                    "cell (its nbgrader attribute '{0}' differs "
-                                                                    "from the release)"),
-    (r"Inconsistent checksums for cell (\S+)", "the cell {0} was edited in a way nbgrader cannot restore"),
-)
-_LAST_RESORT = (r"KeyError: 'grade_id'", "a graded cell lost its grade id (its nbgrader metadata was edited)")
-_FIX = "Fix: copy the answers into a freshly fetched copy of the assignment and submit that"
-_GENERIC = ("Please see the", "There was an error processing", "Traceback (most recent call last)")
-
-
-def explain(error: str) -> str:
-    """nbgrader's failure in words a TA can act on: what was wrong with the notebook, and what to do.
-
-    nbgrader names the cause in the warnings it logs before its final "see the above traceback";
-    those are read first, then the exception itself (the last line that names one: a traceback's
-    own exception, never a routine warning logged before it).
-    """
-    lines = [ln.strip() for ln in error.strip().splitlines() if ln.strip()]
-    causes: list[str] = []
-    for pattern, words in (*_EXPLAINED, _LAST_RESORT):
-        if causes and pattern == _LAST_RESORT[0]:
-            break
-        for line in lines:
-            found = re.search(pattern, line)
-            if found and words.format(*found.groups()) not in causes:
-                causes.append(words.format(*found.groups()))
-    if causes:
-        return "; ".join(causes[:3]) + ". " + _FIX
-    specific = [ln for ln in lines if not any(g in ln for g in _GENERIC)
-                and (re.match(r"^[A-Za-z_.]*(Error|Exception)\b", ln) or re.match(r"^\[(ERROR|CRITICAL)\]", ln))]
-    return (specific or lines or ["no details"])[-1][:300]
-
-
 def _child(job: dict, send: Connection) -> None:
     """In the grading process: autograde with nbgrader in the scratch course, send back the scores."""
     from nbgrader.api import Gradebook
@@ -350,7 +311,7 @@ def _child(job: dict, send: Connection) -> None:
         result = api.autograde(assignment, student, force=True, create=True)
         seconds = time.perf_counter() - started
         if not result["success"]:
-            send.send({"ok": False, "error": _ends("\n".join(str(result.get(k) or "") for k in ("log", "error"))),
+            send.send({"ok": False, "error": failure_text(result),
                        "peak_rss_mib": _peak_rss_mib()})
             return
         with Gradebook(config.CourseDirectory.db_url) as gb:
@@ -364,11 +325,6 @@ def _child(job: dict, send: Connection) -> None:
         # can hang for a minute, and the answer has been sent.
         send.close()
         os._exit(0)
-
-
-def _ends(text: str, keep: int = 10_000) -> str:
-    """The start and the end of a long log (its warnings come first, its exception last)."""
-    return text if len(text) <= 2 * keep else text[:keep] + "\n...\n" + text[-keep:]
 
 
 def _peak_rss_mib() -> float:
