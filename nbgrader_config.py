@@ -31,15 +31,19 @@ c.GenerateAssignment.preprocessors = [NamedStubs if step is ClearSolutions else 
 # One cell may run for at most this long during autograding and validation
 # (notebooks run in FAST mode then, so a cell normally takes seconds).
 c.Execute.timeout = 300
-# Kernels keep their start-up notes to themselves: they would print after a command's verdict.
-c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
+# Kernels keep their start-up notes to themselves (they would print after a command's verdict) and
+# their history in memory: the arguments every kernel of the course starts with, named once.
+from course_tools.grading.execute import KERNEL_ARGS  # noqa: E402
+
+c.Execute.extra_arguments = list(KERNEL_ARGS)
 # A kernel client that cannot sleep through a reply (a cell writing into a widget made stock
 # nbclient wait out its whole timeout; course_utils/kernel_client.py says why).
 c.Execute.kernel_manager_class = "course_utils.kernel_client.PromptKernelManager"
 
 # Autograding, by `course autograde`, `nbgrader autograde` or the Formgrader alike: the kernel runs
 # in a sandbox and test cells are judged outside it, against the reference values that
-# `course release` makes from the solution (see course_tools/grading/execute.py).
+# `course release` makes from the solution (see course_tools/grading/execute.py). This list, with
+# the sanitizer added below, is the whole pipeline: `course autograde` reads it from here.
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,  # noqa: E402
                                     LimitOutput, SaveAutoGrades)

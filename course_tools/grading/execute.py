@@ -54,7 +54,9 @@ from course_utils.checks import EXPECT_MIME
 from course_utils.paths import JUDGE_ENV
 
 QUEUED_MESSAGES = 16  # messages from the kernel waiting in this process, at most (zmq's default is 1000)
-KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
+# Every kernel of the course starts with these (nbgrader_config.py gives them to nbgrader's Execute):
+# history in memory, start-up notes unprinted.
+KERNEL_ARGS = ("--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR")
 _NOT_OUTPUT = {"status", "execute_input", "shutdown_reply"}
 
 

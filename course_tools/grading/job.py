@@ -334,16 +334,15 @@ def _peak_rss_mib() -> float:
 
 def grading_config(root: Path, settings: Settings, reference_run: bool = False,
                    judge_only: list[str] | None = None, warm: list | None = None) -> Config:
-    """The course's configuration, pointed at a scratch course in ``root`` and executing with
-    :class:`course_tools.grading.execute.GradingExecute` (judging against ``reference-<notebook>.json``,
-    or, for a reference run, writing ``reference-out-<notebook>.json``)."""
-    from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput,
-                                        SaveAutoGrades)
-
+    """The course's configuration, pointed at a scratch course in ``root``: its autograding pipeline as
+    ``nbgrader_config.py`` defines it (what ``nbgrader autograde`` runs), whose
+    :class:`course_tools.grading.execute.GradingExecute` judges against ``reference-<notebook>.json``
+    or, for a reference run, writes ``reference-out-<notebook>.json``."""
     config = scratch_config(root)
-    config.Autograde.autograde_preprocessors = [execute.GradingExecute, IgnorePattern, ClearMetadataPreprocessor,
-                                                LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    steps = list(config.Autograde.get("autograde_preprocessors") or [])
+    if execute.GradingExecute not in steps:
+        raise RuntimeError("the course's nbgrader_config.py does not autograde with "
+                           "course_tools.grading.execute.GradingExecute: no submission can be graded safely")
     ge = config.GradingExecute
     ge.timeout = settings.cell_timeout
     ge.use_sandbox = settings.sandbox
