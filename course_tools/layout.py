@@ -18,6 +18,7 @@ from typing import Any
 
 from course_utils.paths import repo_root
 
+GRADEBOOK_FILE = "gradebook.db"  # nbgrader's gradebook, where the configuration names no other
 GRADING_DIR = "grading"  # status records (grading/<assignment>/<student>.json) and reference values
 WORKSPACE_DIR = "assignments"  # a student's own copies of the released notebooks (course workspace)
 LMS_DIR = "lms"  # lms/<assignment>.csv: who each submitter is on the LMS; lms/replaced/: superseded uploads
@@ -93,7 +94,15 @@ class Course:
 
     def gradebook_url(self) -> str:
         """The gradebook's SQLAlchemy URL: the configured one, else ``gradebook.db`` in the course."""
-        return self.nbgrader_config.CourseDirectory.get("db_url") or f"sqlite:///{self.root / 'gradebook.db'}"
+        return self.nbgrader_config.CourseDirectory.get("db_url") or f"sqlite:///{self.root / GRADEBOOK_FILE}"
+
+    def gradebook_file(self) -> Path:
+        """The gradebook's SQLite file (a grading job writes the assignment's entry there); a course whose
+        gradebook is a database server has none."""
+        url = self.gradebook_url()
+        if not url.startswith("sqlite:///"):
+            raise ValueError(f"the gradebook is not an SQLite file: {url}")
+        return Path(url.removeprefix("sqlite:///"))
 
     # ------------------------------------------------------------ the course kit's own
 

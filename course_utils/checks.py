@@ -23,7 +23,7 @@ import json
 import math
 import os
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, TypedDict
 
 import sys
 
@@ -273,20 +273,97 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+# ---------------------------------------------------------------- the message to the grader
+
+
+MAX_LABEL = 10_000  # characters of a message the grader keeps; a longer one is cut (it can match no real test)
+RTOL, ATOL = 1e-5, 1e-8  # an expectation's tolerances unless it names its own
+
+
+class Published(TypedDict):
+    """What one expectation tells the course's grader, defined once for both sides.
+
+    The kernel sends it as JSON text under :data:`EXPECT_MIME` (:func:`published_text`); the
+    grader reads that text back with :func:`read_published`, and the reference values and the
+    status records keep it as the same JSON object, read back with :func:`stored_published`.
+    """
+
+    label: str  # the expectation's message: its name, and what a student sees when it fails
+    value: Any  # the observed value as :func:`encode` describes it (from a kernel: anything; decode it)
+    rtol: float  # the tolerances it is judged with (the reference run's count)
+    atol: float
+
+
+def published_text(message: str, value: Any, rtol: float, atol: float) -> str:
+    """An expectation's :class:`Published` message as the text the kernel sends, within
+    :data:`MAX_PUBLISHED` (escaped text can outgrow its characters: a value past the limit is sent
+    as not plain data, so it fails rather than being dropped unseen)."""
+    payload = Published(label=str(message), value=encode(value), rtol=float(rtol), atol=float(atol))
+    text = json.dumps(payload)
+    if len(text) > MAX_PUBLISHED:
+        text = json.dumps({**payload, "value": _unsupported("value too large to publish")})
+    return text
+
+
+def read_published(raw: object) -> Published | None:
+    """One message as the grader receives it from a kernel, or None for anything malformed or too large.
+
+    The sizes are checked on the text before it is parsed, so what parsing builds stays within a
+    small multiple of :data:`MAX_PUBLISHED`: a brace or bracket costs a Python container, text costs
+    its length. Nesting past the parser's recursion limit is malformed, not an error of the grader.
+    """
+    if type(raw) is not str or len(raw) > MAX_PUBLISHED or published_cost(raw) > 2 * MAX_PUBLISHED:
+        return None
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError, MemoryError):
+        return None
+    return stored_published(data)
+
+
+def stored_published(data: object) -> Published | None:
+    """A message kept as a JSON object (a parsed message, reference values, a status record), or None
+    when it is not one: its label a string (cut past :data:`MAX_LABEL`), its value present, its
+    tolerances numbers (:data:`RTOL`, :data:`ATOL` where one is missing or is not a number)."""
+    if type(data) is not dict or type(data.get("label")) is not str or "value" not in data:
+        return None
+    label = data["label"] if len(data["label"]) <= MAX_LABEL else data["label"][:MAX_LABEL] + "..."
+    return Published(label=label, value=data["value"], rtol=_tolerance(data.get("rtol"), RTOL),
+                     atol=_tolerance(data.get("atol"), ATOL))
+
+
+def stored_list(stored: object) -> list[Published]:
+    """A kept list of messages (one test's), entries that are not messages dropped."""
+    if type(stored) is not list:
+        return []
+    return [p for p in map(stored_published, stored) if p is not None]
+
+
+def published_cost(raw: str) -> int:
+    """About how many bytes a message holds once parsed: its text, plus a small Python object for each
+    JSON object or array (counted on the text, before parsing)."""
+    return len(raw) + 200 * (raw.count("{") + raw.count("["))
+
+
+def _tolerance(value: object, default: float) -> float:
+    if type(value) not in (int, float):
+        return default
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int no float holds
+        return default
+
+
 def _publish(message: str, value: Any, rtol: float, atol: float) -> None:
     """Under the course's grader, send what an expectation observed to the grader as plain data."""
     try:
         from IPython.display import display
     except ImportError:  # not in a kernel
         return
-    payload = {"label": str(message), "value": encode(value), "rtol": float(rtol), "atol": float(atol)}
-    text = json.dumps(payload)
-    if len(text) > MAX_PUBLISHED:  # escaped text can outgrow its characters: past the grader's limit, say so
-        text = json.dumps({**payload, "value": _unsupported("value too large to publish")})
-    display({EXPECT_MIME: text}, raw=True)
+    display({EXPECT_MIME: published_text(message, value, rtol, atol)}, raw=True)
 
 
-def expect(value: Any, target: Any, message: str, *, rtol: float = 1e-5, atol: float = 1e-8) -> None:
+def expect(value: Any, target: Any, message: str, *, rtol: float = RTOL, atol: float = ATOL) -> None:
     """A hidden test's requirement: ``value`` must match ``target`` (see :func:`compare`).
 
     ``value`` comes from the student's code on the test's own seeded inputs;

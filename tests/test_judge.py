@@ -4,6 +4,7 @@ published values are matched against the solution's."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,8 +47,9 @@ def test_a_target_computed_outside_a_reference_block_is_caught() -> None:
         testcells.student_version("%timeit 1\n" + CELL)
 
 
-def _published(label: str, value: object, **tol: float) -> dict:
-    return {"label": label, "value": checks.encode(value), "rtol": tol.get("rtol", 1e-5), "atol": tol.get("atol", 1e-8)}
+def _published(label: str, value: object, **tol: float) -> checks.Published:
+    return checks.Published(label=label, value=checks.encode(value), rtol=tol.get("rtol", checks.RTOL),
+                            atol=tol.get("atol", checks.ATOL))
 
 
 def test_values_are_matched_by_message_and_occurrence() -> None:
@@ -74,3 +76,38 @@ def test_values_that_lie_about_themselves_never_match() -> None:
     assert checks.decode({"t": "array", "dtype": "float64", "shape": [10], "v": ""}).__class__ is checks.Unsupported
     assert checks.decode({"t": "array", "dtype": "object", "shape": [1], "v": "AA=="}).__class__ is checks.Unsupported
     assert judge.parse_payload("{not json") is None and judge.parse_payload(json.dumps({"value": 1})) is None
+
+
+def test_a_published_message_reads_back_as_it_was_sent() -> None:
+    text = checks.published_text("square of small ints", np.arange(3.0), rtol=1e-6, atol=0.0)
+    message = checks.read_published(text)
+    assert message == checks.Published(label="square of small ints", value=checks.encode(np.arange(3.0)),
+                                       rtol=1e-6, atol=0.0)
+    assert json.loads(text) == message  # the records keep the same object: stored values still read
+    assert checks.stored_published(json.loads(text)) == message
+    old = checks.stored_published({"label": "x", "value": {"t": "none"}})  # a record without tolerances
+    assert old is not None and (old["rtol"], old["atol"]) == (checks.RTOL, checks.ATOL)
+    odd = checks.stored_published({"label": "x", "value": 1, "rtol": 10**400, "atol": "0"})
+    assert odd is not None and (odd["rtol"], odd["atol"]) == (checks.RTOL, checks.ATOL)
+    assert checks.stored_list([{"label": 1, "value": 2}, "x", json.loads(text)]) == [message]
+    assert checks.stored_list({"label": "x"}) == []
+
+
+def test_a_note_names_its_test_whatever_its_words() -> None:
+    from course_tools.grading.execute import TestNote
+
+    note = TestNote("test_square", "'a: b' published 3 times: by the submission")
+    assert TestNote.parse(note.text()) == note
+
+
+def test_reports_of_two_notebooks_merge(tmp_path: Path) -> None:
+    from course_tools.grading.execute import merge_reports, new_report, read_report, write_report
+
+    first, second = new_report(warm=True), new_report(warm=False)
+    first["kernel_deaths"].append("cell-1")
+    second["kernel_deaths"].append("cell-9")
+    second["judged"]["test_b"] = True
+    write_report(tmp_path / "r.json", second)
+    merged = merge_reports(first, read_report(tmp_path / "r.json"))
+    assert merged["kernel_deaths"] == ["cell-1", "cell-9"] and merged["judged"] == {"test_b": True}
+    assert read_report(tmp_path / "missing.json") == {}

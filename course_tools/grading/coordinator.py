@@ -27,12 +27,13 @@ from typing import Iterable
 from tqdm.auto import tqdm
 
 from course_tools.grading import reference, status
+from course_tools.grading.execute import TestNote
 from course_tools.grading.intake import read_submission
 from course_tools.grading.job import Kit, Outcome, Settings, Submission, grade
 from course_tools.grading.reference import GradingSetupError
 from course_tools.grading.sanitize import sanitize_notebook_json
 from course_tools.grading.status import FLAGGED, GRADED, NOT_GRADED
-from course_tools.layout import Course
+from course_tools.layout import GRADEBOOK_FILE, Course
 from course_tools.scratch import scratch_course
 
 __all__ = ["GradingSetupError", "autograde", "make_kit", "run_pool", "submissions", "store"]
@@ -78,13 +79,13 @@ def _assignment_entry(course: Course, assignment: str) -> tuple[bytes, list[str]
     else:
         with scratch_course(assignment, source=course) as scratch:
             scratch.release()
-            gradebook = (scratch.root / "gradebook.db").read_bytes()
+            gradebook = scratch.course.gradebook_file().read_bytes()
         stored.parent.mkdir(parents=True, exist_ok=True)
         stored.write_bytes(gradebook)
         about.write_text(json.dumps({"digest": digest}))
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "gradebook.db").write_bytes(gradebook)
-        with Gradebook(f"sqlite:///{Path(tmp) / 'gradebook.db'}") as gb:
+        (Path(tmp) / GRADEBOOK_FILE).write_bytes(gradebook)
+        with Gradebook(f"sqlite:///{Path(tmp) / GRADEBOOK_FILE}") as gb:
             fresh = {c.name: c.checksum for c in _grade_cells(gb, assignment)}
             notebooks = [nb.name for nb in gb.find_assignment(assignment).notebooks]
     return gradebook, notebooks, fresh
@@ -267,7 +268,7 @@ def _save_grades(url: str, kit: Kit, sub: Submission, outcome: Outcome, config) 
             gb.update_or_create_submission(kit.assignment, sub.student, timestamp=parse_utc(sub.timestamp))
         else:
             gb.update_or_create_submission(kit.assignment, sub.student)
-    flagged = {entry.split(":")[0] for entry in outcome.report.get("surplus", [])}
+    flagged = {TestNote.parse(entry).test for entry in outcome.report.get("surplus", [])}
     for name, text in outcome.notebooks.items():
         nb = nbformat.reads(text, as_version=4)
         resources = {"nbgrader": {"db_url": url, "assignment": kit.assignment, "notebook": name,

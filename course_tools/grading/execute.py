@@ -26,7 +26,8 @@ prints. This subclass:
 
 With ``reference_out`` set it runs the solution instead and writes what its
 expectations published, for :mod:`course_tools.grading.reference`.
-What happened is written to :attr:`GradingExecute.report_file` as JSON.
+What happened is written to :attr:`GradingExecute.report_file` as an :class:`ExecutionReport`,
+defined here for the grading job that reads it.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
@@ -50,7 +52,7 @@ from course_tools.assignments import grade_id, is_test_cell
 from course_tools import testcells
 from course_tools.grading import judge, sandbox, status, zygote
 from course_tools.grading.kernels import SandboxedKernelManager
-from course_utils.checks import EXPECT_MIME
+from course_utils.checks import EXPECT_MIME, Published, published_cost, read_published, stored_list
 from course_utils.paths import JUDGE_ENV
 
 QUEUED_MESSAGES = 16  # messages from the kernel waiting in this process, at most (zmq's default is 1000)
@@ -58,6 +60,80 @@ QUEUED_MESSAGES = 16  # messages from the kernel waiting in this process, at mos
 # history in memory, start-up notes unprinted.
 KERNEL_ARGS = ("--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR")
 _NOT_OUTPUT = {"status", "execute_input", "shutdown_reply"}
+
+
+# ---------------------------------------------------------------- the report of one notebook's grading
+
+
+@dataclass(frozen=True)
+class TestNote:
+    """A remark about one test cell (a message it published that no test writes, a cell that cannot be
+    judged). The report keeps it as the text a TA reads, ``"<grade id>: <what>"`` (:meth:`text`);
+    :meth:`parse` gives back the test it names (grade ids hold no ": ")."""
+
+    test: str
+    what: str
+
+    def text(self) -> str:
+        return f"{self.test}: {self.what}"
+
+    @classmethod
+    def parse(cls, text: str) -> "TestNote":
+        test, _, what = text.partition(": ")
+        return cls(test, what)
+
+
+class Stray(TypedDict):
+    cell: str  # grade id of the cell after which processes were ended
+    killed: int
+
+
+class ExecutionReport(TypedDict, total=False):
+    """What grading one notebook saw: :class:`GradingExecute` writes it to its ``report_file``
+    (:func:`write_report`), the grading job reads it back (:func:`read_report`), joins the notebooks'
+    (:func:`merge_reports`), adds its own measures and returns it; the status record keeps it
+    (``"report"``, with ``"published"`` moved beside it)."""
+
+    kernel_deaths: list[str]  # grade ids of the cells the kernel died in
+    truncated: list[str]  # cells whose output was cut
+    not_run: list[str]
+    strays: list[Stray]
+    dropped_values: list[str]  # test cells whose published values went over the limit
+    judged: dict[str, bool]  # test cell -> passed
+    surplus: list[str]  # TestNote texts: messages the submission published itself
+    unjudged: list[str]  # TestNote texts: test cells that could not be judged, and why
+    warm: bool  # the kernel was forked from a warm-kernel process
+    seconds: dict[str, float]  # where the time went
+    published: dict[str, list[Published]]  # test cell -> its published values (the judge's inputs)
+    peak_rss_mib: float | None  # the grading job's: the most memory its grading process held
+
+
+def new_report(warm: bool) -> ExecutionReport:
+    return ExecutionReport(kernel_deaths=[], truncated=[], not_run=[], strays=[], dropped_values=[], judged={},
+                           surplus=[], unjudged=[], warm=warm,
+                           seconds={"kernel start": 0.0, "cells": 0.0, "judging": 0.0})
+
+
+def write_report(path: Path, report: ExecutionReport) -> None:
+    path.write_text(json.dumps(report, indent=1))
+
+
+def read_report(path: Path) -> ExecutionReport:
+    """A report :func:`write_report` wrote; an empty one where there is none (the notebook never ran)."""
+    return ExecutionReport(**json.loads(path.read_text())) if path.is_file() else ExecutionReport()
+
+
+def merge_reports(a: ExecutionReport, b: ExecutionReport) -> ExecutionReport:
+    """Two notebooks' reports as one (lists joined, dicts merged, anything else the later's)."""
+    out: dict[str, Any] = dict(a)
+    for key, value in b.items():
+        if isinstance(value, list):
+            out[key] = [*out.get(key, []), *value]
+        elif isinstance(value, dict):
+            out[key] = {**out.get(key, {}), **value}
+        else:
+            out[key] = value
+    return ExecutionReport(**out)
 
 
 class GradingExecute(Execute):
@@ -114,14 +190,11 @@ class GradingExecute(Execute):
         self.reset_execution_trackers()
         self._check_assign_resources(resources)
         self.extra_arguments = [*KERNEL_ARGS, *(a for a in self.extra_arguments if a not in KERNEL_ARGS)]
-        self._report: dict[str, Any] = {"kernel_deaths": [], "truncated": [], "not_run": [], "strays": [],
-                                        "dropped_values": [],
-                                        "judged": {}, "surplus": [], "unjudged": [], "warm": bool(self.zygote_socket),
-                                        "seconds": {"kernel start": 0.0, "cells": 0.0, "judging": 0.0}}
+        self._report = new_report(warm=bool(self.zygote_socket))
         self._output_bytes: dict[int, int] = {}  # output each cell sent, kept or not
         self._kept_bytes = 0  # output kept in the notebook, all cells together
         self._cut: set[int] = set()  # cells whose output was cut (marked once)
-        self._published: dict[int, list[dict]] = {}
+        self._published: dict[int, list[Published]] = {}
         self._published_bytes: dict[int, int] = {}  # what each test cell's kept values cost
         self._unreadable: set[int] = set()
         self._record_bytes = 0  # test cells that published a value no expectation could write
@@ -156,7 +229,7 @@ class GradingExecute(Execute):
             self._apply_verdicts(tests)
         self.set_widgets_metadata()
         if self.report_file:
-            self._for_notebook(self.report_file).write_text(json.dumps(self._report, indent=1))
+            write_report(self._for_notebook(self.report_file), self._report)
         return self.nb, self.resources
 
     def _for_notebook(self, template: str) -> Path:
@@ -203,7 +276,7 @@ class GradingExecute(Execute):
             try:
                 code[i] = testcells.student_version(source)
             except testcells.UnjudgeableCell as exc:
-                self._report["unjudged"].append(f"{grade_id(self.nb.cells[i], i)}: {exc}")
+                self._report["unjudged"].append(TestNote(grade_id(self.nb.cells[i], i), str(exc)).text())
         return code
 
     def _run_steps(self, steps: list[tuple[str, int]], judged_code: dict[int, str]) -> None:
@@ -301,14 +374,14 @@ class GradingExecute(Execute):
 
     # ------------------------------------------------------------ verdicts
 
-    def _reference(self) -> dict[str, list[dict]]:
+    def _reference(self) -> dict[str, list[Published]]:
         path = self._for_notebook(self.reference_file) if self.reference_file else self._course_reference()
         if not path.is_file():
             raise RuntimeError(f"no reference values at {path}: run `course release` (it computes them; if it "
                                "says a test cell makes no checks.expect, run `course convert "
                                f"{self.resources.get('nbgrader', {}).get('assignment', '<assignment>')}` (or "
                                "rewrite the test cell with checks.expect) first)")
-        return json.loads(path.read_text())["cells"]
+        return {gid: stored_list(values) for gid, values in json.loads(path.read_text())["cells"].items()}
 
     def _course_reference(self) -> Path:
         from course_tools.layout import Course
@@ -325,24 +398,25 @@ class GradingExecute(Execute):
             self._report["judged"][gid] = verdict.passed
             self._keep_for_rejudge(gid, published)
             labels = judge.surplus(reference.get(gid, []), published)
-            self._report["surplus"] += [f"{gid}: {status.quote(label)}" for label in labels[:10]]
+            self._report["surplus"] += [TestNote(gid, status.quote(label)).text() for label in labels[:10]]
             if len(labels) > 10:
-                self._report["surplus"].append(f"{gid}: {len(labels) - 10} more messages")
+                self._report["surplus"].append(TestNote(gid, f"{len(labels) - 10} more messages").text())
             cell.outputs = [_neutral(o) for o in cell.outputs]
             if not verdict.passed:
                 cell.outputs.append(new_output("error", ename="TestFailed", evalue=verdict.message,
                                                traceback=[f"TestFailed: {verdict.message}"]))
-        self._report["surplus"] += [f"{grade_id(self.nb.cells[i], i)}: published outside its hidden tests"
-                                    for i in self._stray_publishers]
-        self._report["surplus"] += [f"{grade_id(self.nb.cells[i], i)}: published a value no expectation writes "
-                                    "(malformed or oversized)" for i in sorted(self._unreadable)]
+        notes = [TestNote(grade_id(self.nb.cells[i], i), "published outside its hidden tests")
+                 for i in self._stray_publishers]
+        notes += [TestNote(grade_id(self.nb.cells[i], i), "published a value no expectation writes (malformed or "
+                           "oversized)") for i in sorted(self._unreadable)]
+        self._report["surplus"] += [note.text() for note in notes]
 
-    def _keep_for_rejudge(self, gid: str, published: list[dict]) -> None:
+    def _keep_for_rejudge(self, gid: str, published: list[Published]) -> None:
         """A test's published values into the report (the judge's inputs, for `course rejudge`), while
         the report's values stay under :attr:`max_record_bytes`; a test left out is graded again
         instead of rejudged (its values are missing)."""
         kept = self._report.setdefault("published", {})
-        size = sum(len(p["label"]) + judge.cost(json.dumps(p["value"])) for p in published)
+        size = sum(len(p["label"]) + published_cost(json.dumps(p["value"])) for p in published)
         if self._record_bytes + size <= self.max_record_bytes:
             self._record_bytes += size
             kept[gid] = published
@@ -399,13 +473,13 @@ class GradingExecute(Execute):
         raw = _published_value(msg)
         if raw is not None:
             gid = grade_id(self.nb.cells[index], index)
-            spent, used = judge.cost(raw), self._published_bytes.get(index, 0)
+            spent, used = published_cost(raw), self._published_bytes.get(index, 0)
             if used + spent > self.max_published_cell_bytes \
                     or sum(self._published_bytes.values()) + spent > self.max_published_bytes:
                 if gid not in self._report["dropped_values"]:
                     self._report["dropped_values"].append(gid)
                 return  # not even parsed: a flood costs as little as it can
-            payload = judge.parse_payload(raw)
+            payload = read_published(raw)
             if payload is None:  # the course's encoder never sends one
                 self._unreadable.add(index)
                 return
@@ -430,7 +504,7 @@ class GradingExecute(Execute):
             except zygote.ZygoteGone:
                 return
             if killed:
-                self._report["strays"].append({"cell": grade_id(self.nb.cells[index], index), "killed": killed})
+                self._report["strays"].append(Stray(cell=grade_id(self.nb.cells[index], index), killed=killed))
             return
         try:
             launched = psutil.Process(process.pid)
@@ -449,7 +523,7 @@ class GradingExecute(Execute):
             except psutil.Error:
                 pass
         if strays:
-            self._report["strays"].append({"cell": grade_id(self.nb.cells[index], index), "killed": len(strays)})
+            self._report["strays"].append(Stray(cell=grade_id(self.nb.cells[index], index), killed=len(strays)))
 
     def _mark_death(self, index: int) -> None:
         cell = self.nb.cells[index]

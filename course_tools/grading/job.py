@@ -29,7 +29,9 @@ from pathlib import Path
 from traitlets.config import Config
 
 from course_tools.config import quiet_library_warnings, scratch_config
+from course_tools.layout import Course
 from course_tools.grading import execute, zygote
+from course_tools.grading.execute import ExecutionReport, merge_reports, read_report
 from course_tools.grading.nbgrader_errors import explain, failure_text
 from course_tools.grading.status import FLAGGED, GRADED, NOT_GRADED, clip
 from course_utils.paths import EXECUTION_ENV, FAST_ENV
@@ -86,7 +88,7 @@ class Outcome:
     digest: str = ""
     notebooks: dict[str, str] = field(default_factory=dict)  # name -> autograded notebook JSON
     scores: dict[str, list[float]] = field(default_factory=dict)  # grade_id -> [score, max_score]
-    report: dict = field(default_factory=dict)  # kernel deaths, truncated output, verdicts
+    report: ExecutionReport = field(default_factory=ExecutionReport)  # kernel deaths, truncated output, verdicts
     reference: dict[str, dict] = field(default_factory=dict)  # a reference run's published values
     seconds: float = 0.0
 
@@ -95,6 +97,54 @@ class Outcome:
         data.pop("notebooks")
         data.pop("reference")
         return data
+
+
+# The grading job's own files in its scratch course, beside nbgrader's folders: what the grading
+# process is given and what it leaves (``{notebook}`` is each notebook's name).
+REFERENCE_IN = "reference-{notebook}.json"  # the solution's values, to judge against
+REFERENCE_OUT = "reference-out-{notebook}.json"  # a reference run's values
+REPORT = "report-{notebook}.json"  # each notebook's ExecutionReport
+KERNEL_RUN_DIR, KERNEL_WORK_DIR = ".kernel", ".work"  # a cold kernel's sockets and working folder
+
+
+@dataclass(frozen=True)
+class WarmKernels:
+    """Where a worker's warm-kernel process (:mod:`course_tools.grading.zygote`) forks kernels: the
+    folders its sandbox has mounted, its socket and the user its kernels run as. Sent to the
+    grading process, which points :class:`~course_tools.grading.execute.GradingExecute` at it."""
+
+    work_dir: str
+    run_dir: str
+    socket: str
+    uid: int | None
+
+    @classmethod
+    def of(cls, warm: zygote.Zygote) -> "WarmKernels":
+        return cls(str(warm.work), str(warm.run), warm.socket, warm.uid)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the grading process is sent: one submission laid out in the scratch course at ``root``."""
+
+    root: str
+    assignment: str
+    student: str
+    settings: Settings
+    reference_run: bool  # run the solution for its values instead of judging
+    judge_only: tuple[str, ...] = ()
+    warm: WarmKernels | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the grading process sends back: the scores nbgrader saved, or why it could not grade."""
+
+    ok: bool
+    error: str = ""  # nbgrader's failure (its log and error), for :func:`explain`
+    scores: dict[str, list[float]] = field(default_factory=dict)  # grade_id -> [score, max_score]
+    seconds: float = 0.0
+    peak_rss_mib: float | None = None
 
 
 def precheck(kit: Kit, submission: Submission) -> str:
@@ -140,8 +190,9 @@ def grade(kit: Kit, submission: Submission, settings: Settings) -> Outcome:
     root = Path(tempfile.mkdtemp(prefix=f"grade-{kit.assignment}-"))
     warm = _warm_kernels(settings)
     try:
-        _lay_out(root, kit, submission)
-        _run_nbgrader(root, kit, submission, settings, outcome, warm)
+        course = Course(root, scratch_config(root))
+        _lay_out(course, kit, submission)
+        _run_nbgrader(course, kit, submission, settings, outcome, warm)
     except Exception as exc:  # noqa: BLE001 (whatever it is, it is this submission's status, not the batch's)
         outcome.status = NOT_GRADED
         outcome.reason = clip(f"the grader failed on this submission: {type(exc).__name__}: {exc}")
@@ -180,20 +231,21 @@ def _reset(warm: zygote.Zygote) -> None:
         warm.close()  # the next submission starts a new one
 
 
-def _lay_out(root: Path, kit: Kit, submission: Submission) -> None:
-    (root / "gradebook.db").write_bytes(kit.gradebook)
-    source = root / "notebooks" / kit.assignment
+def _lay_out(course: Course, kit: Kit, submission: Submission) -> None:
+    """The scratch course: the assignment's gradebook entry and files, the submission, the reference values."""
+    course.gradebook_file().write_bytes(kit.gradebook)
+    source = course.source(kit.assignment)
     source.mkdir(parents=True)
     for rel, data in kit.files.items():
         _write(source, rel, data)
-    folder = root / "submitted" / submission.student / kit.assignment
+    folder = course.submitted(submission.student, kit.assignment)
     folder.mkdir(parents=True)
     for rel, data in submission.files.items():
         _write(folder, rel, data)
     if submission.timestamp:
         (folder / "timestamp.txt").write_text(submission.timestamp)
     for name, values in (kit.reference or {}).items():
-        (root / f"reference-{name}.json").write_text(json.dumps(values))
+        (course.root / REFERENCE_IN.format(notebook=name)).write_text(json.dumps(values))
 
 
 def _write(folder: Path, rel: str, data: bytes) -> None:
@@ -204,12 +256,11 @@ def _write(folder: Path, rel: str, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _run_nbgrader(root: Path, kit: Kit, submission: Submission, settings: Settings, outcome: Outcome,
+def _run_nbgrader(course: Course, kit: Kit, submission: Submission, settings: Settings, outcome: Outcome,
                   warm: zygote.Zygote | None) -> None:
-    job = {"root": str(root), "assignment": kit.assignment, "student": submission.student,
-           "settings": asdict(settings), "reference_run": kit.reference is None,
-           "judge_only": list(submission.judge_only),
-           "warm": [str(warm.work), str(warm.run), warm.socket, warm.uid] if warm is not None else None}
+    root = course.root
+    job = Job(str(root), kit.assignment, submission.student, settings, reference_run=kit.reference is None,
+              judge_only=tuple(submission.judge_only), warm=WarmKernels.of(warm) if warm is not None else None)
     if multiprocessing.current_process().daemon:
         raise RuntimeError("grading workers must not be daemonic processes (they start one process per "
                            "submission): start dask workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
@@ -219,56 +270,42 @@ def _run_nbgrader(root: Path, kit: Kit, submission: Submission, settings: Settin
     send.close()
     try:
         finished = receive.poll(settings.run_timeout)
-        result = receive.recv() if finished else None
+        answer: Answer | None = receive.recv() if finished else None
     except EOFError:  # the child died without a word
-        result = {"ok": False, "error": f"the grading process died (exit code {child.exitcode})"}
-    if result is None:
+        answer = Answer(False, error=f"the grading process died (exit code {child.exitcode})")
+    if answer is None:
         child.kill()  # sandboxed kernels die with it (bwrap --die-with-parent)
         child.join()
         outcome.reason = f"grading took longer than the whole-run limit of {settings.run_timeout} s"
         return
-    outcome.report["peak_rss_mib"] = result.get("peak_rss_mib")
+    outcome.report["peak_rss_mib"] = answer.peak_rss_mib
     child.join(timeout=10)
     if child.is_alive():  # it has answered; whatever keeps it from exiting does not matter
         child.kill()
         child.join()
-    if not result["ok"]:
-        outcome.reason = "nbgrader could not grade it: " + explain(str(result["error"]))
+    if not answer.ok:
+        outcome.reason = "nbgrader could not grade it: " + explain(answer.error)
         return
-    folder = root / "autograded" / submission.student / kit.assignment
+    folder = course.autograded(submission.student, kit.assignment)
     for name in kit.notebooks:
         path = folder / f"{name}.ipynb"
         if not path.is_file():
             outcome.reason = f"nbgrader produced no autograded copy of {name}.ipynb"
             return
         outcome.notebooks[name] = path.read_text()
-        report = root / f"report-{name}.json"
-        outcome.report = _merge(outcome.report, json.loads(report.read_text()) if report.is_file() else {})
-        made = root / f"reference-out-{name}.json"
+        outcome.report = merge_reports(outcome.report, read_report(root / REPORT.format(notebook=name)))
+        made = root / REFERENCE_OUT.format(notebook=name)
         if made.is_file():
             outcome.reference[name] = json.loads(made.read_text())
-    outcome.scores = result["scores"]
+    outcome.scores = answer.scores
     outcome.status, outcome.reason = verdict(outcome.report)
     seconds = outcome.report.setdefault("seconds", {})
-    seconds["nbgrader in all"] = round(result.get("seconds", 0.0), 2)
+    seconds["nbgrader in all"] = round(answer.seconds, 2)
     for key, value in seconds.items():
         seconds[key] = round(value, 2)
 
 
-def _merge(a: dict, b: dict) -> dict:
-    """Two notebooks' reports as one (lists joined, dicts merged)."""
-    out = dict(a)
-    for key, value in b.items():
-        if isinstance(value, list):
-            out[key] = [*out.get(key, []), *value]
-        elif isinstance(value, dict):
-            out[key] = {**out.get(key, {}), **value}
-        else:
-            out[key] = value
-    return out
-
-
-def verdict(report: dict) -> tuple[str, str]:
+def verdict(report: ExecutionReport) -> tuple[str, str]:
     """The status and the reason a TA reads, from what the grading saw."""
     notes = []
     if report.get("kernel_deaths"):
@@ -292,7 +329,7 @@ def verdict(report: dict) -> tuple[str, str]:
     return GRADED, clip("; ".join(notes))
 
 
-def _child(job: dict, send: Connection) -> None:
+def _child(job: Job, send: Connection) -> None:
     """In the grading process: autograde with nbgrader in the scratch course, send back the scores."""
     from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
@@ -300,26 +337,23 @@ def _child(job: dict, send: Connection) -> None:
 
     os.setsid()  # its own session: nothing it starts can signal the worker
     quiet_library_warnings()  # a fork server's child does not inherit the caller's warning filters
-    settings = Settings(**job["settings"])
-    os.environ[FAST_ENV] = "1" if settings.fast else "0"
-    root, assignment, student = Path(job["root"]), job["assignment"], job["student"]
+    os.environ[FAST_ENV] = "1" if job.settings.fast else "0"
     try:
         started = time.perf_counter()
-        config = grading_config(root, settings, reference_run=job["reference_run"], judge_only=job["judge_only"],
-                                warm=job["warm"])
+        config = grading_config(Path(job.root), job.settings, reference_run=job.reference_run,
+                                judge_only=list(job.judge_only), warm=job.warm)
         api = NbGraderAPI(CourseDirectory(config=config), config=config)
-        result = api.autograde(assignment, student, force=True, create=True)
+        result = api.autograde(job.assignment, job.student, force=True, create=True)
         seconds = time.perf_counter() - started
         if not result["success"]:
-            send.send({"ok": False, "error": failure_text(result),
-                       "peak_rss_mib": _peak_rss_mib()})
+            send.send(Answer(False, error=failure_text(result), peak_rss_mib=_peak_rss_mib()))
             return
         with Gradebook(config.CourseDirectory.db_url) as gb:
             scores = {g.name: [float(g.score or 0), float(g.max_score or 0)]
-                      for nb in gb.find_submission(assignment, student).notebooks for g in nb.grades}
-        send.send({"ok": True, "scores": scores, "seconds": seconds, "peak_rss_mib": _peak_rss_mib()})
+                      for nb in gb.find_submission(job.assignment, job.student).notebooks for g in nb.grades}
+        send.send(Answer(True, scores=scores, seconds=seconds, peak_rss_mib=_peak_rss_mib()))
     except Exception as exc:  # noqa: BLE001 (reported as "not graded" with the reason)
-        send.send({"ok": False, "error": clip(f"{type(exc).__name__}: {exc}"), "peak_rss_mib": _peak_rss_mib()})
+        send.send(Answer(False, error=clip(f"{type(exc).__name__}: {exc}"), peak_rss_mib=_peak_rss_mib()))
     finally:
         # Exit at once: interpreter teardown (zmq contexts, atexit hooks of the kernel client)
         # can hang for a minute, and the answer has been sent.
@@ -333,7 +367,7 @@ def _peak_rss_mib() -> float:
 
 
 def grading_config(root: Path, settings: Settings, reference_run: bool = False,
-                   judge_only: list[str] | None = None, warm: list | None = None) -> Config:
+                   judge_only: list[str] | None = None, warm: WarmKernels | None = None) -> Config:
     """The course's configuration, pointed at a scratch course in ``root``: its autograding pipeline as
     ``nbgrader_config.py`` defines it (what ``nbgrader autograde`` runs), whose
     :class:`course_tools.grading.execute.GradingExecute` judges against ``reference-<notebook>.json``
@@ -346,18 +380,18 @@ def grading_config(root: Path, settings: Settings, reference_run: bool = False,
     ge = config.GradingExecute
     ge.timeout = settings.cell_timeout
     ge.use_sandbox = settings.sandbox
-    ge.run_dir, ge.work_dir = str(root / ".kernel"), str(root / ".work")
-    if warm:  # the warm-kernel process's folders: its sandbox has them mounted
-        ge.work_dir, ge.run_dir, ge.zygote_socket, uid = warm
-        ge.kernel_uid = -1 if uid is None else uid
+    ge.run_dir, ge.work_dir = str(root / KERNEL_RUN_DIR), str(root / KERNEL_WORK_DIR)
+    if warm is not None:  # the warm-kernel process's folders: its sandbox has them mounted
+        ge.work_dir, ge.run_dir, ge.zygote_socket = warm.work_dir, warm.run_dir, warm.socket
+        ge.kernel_uid = -1 if warm.uid is None else warm.uid
     ge.memory_mib, ge.cpu_seconds, ge.processes = settings.memory_mib, settings.cpu_seconds, settings.processes
     ge.max_restarts = settings.max_restarts
-    ge.report_file = str(root / "report-{notebook}.json")
+    ge.report_file = str(root / REPORT)
     ge.judge_only = list(judge_only or [])
     if reference_run:
-        ge.reference_out = str(root / "reference-out-{notebook}.json")
+        ge.reference_out = str(root / REFERENCE_OUT)
     else:
-        ge.reference_file = str(root / "reference-{notebook}.json")
+        ge.reference_file = str(root / REFERENCE_IN)
     return config
 
 

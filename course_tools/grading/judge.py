@@ -23,14 +23,17 @@ unless the values are right.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from course_utils import checks
+from course_utils.checks import Published
 
+# The message an expectation publishes is defined beside its encoder, in course_utils.checks
+# (the kernel side); these are the names the grader reads it by.
 MAX_PAYLOAD = checks.MAX_PUBLISHED  # characters of one published value (its JSON, arrays in base64)
-MAX_LABEL = 10_000  # characters of a message kept; a longer one is cut (it can match no real test)
+MAX_LABEL = checks.MAX_LABEL  # characters of a message kept; a longer one is cut (it can match no real test)
+parse_payload = checks.read_published  # a kernel's text -> Published, or None for anything malformed or too large
 
 
 # ---------------------------------------------------------------- judging
@@ -42,34 +45,7 @@ class Verdict:
     message: str = ""  # from the reference run: what a student may see
 
 
-def parse_payload(raw: object) -> dict | None:
-    """One published expectation, or None for anything malformed or too large.
-
-    The sizes are checked on the text before it is parsed, so what parsing
-    builds stays within a small multiple of :data:`MAX_PAYLOAD`: a brace or
-    bracket costs a Python container, text costs its length. Nesting past
-    the parser's recursion limit is malformed, not an error of the grader.
-    """
-    if type(raw) is not str or len(raw) > MAX_PAYLOAD or cost(raw) > 2 * MAX_PAYLOAD:
-        return None
-    try:
-        payload = json.loads(raw)
-    except (ValueError, RecursionError, MemoryError):
-        return None
-    if type(payload) is not dict or type(payload.get("label")) is not str or "value" not in payload:
-        return None
-    if len(payload["label"]) > MAX_LABEL:
-        payload["label"] = payload["label"][:MAX_LABEL] + "..."
-    return payload
-
-
-def cost(raw: str) -> int:
-    """About how many bytes a published value holds once parsed: its text, plus a small Python
-    object for each JSON object or array (counted on the text, before parsing)."""
-    return len(raw) + 200 * (raw.count("{") + raw.count("["))
-
-
-def judge(reference: list[dict], student: list[dict]) -> Verdict:
+def judge(reference: list[Published], student: list[Published]) -> Verdict:
     """Does every expectation of the reference run find a matching value in the student's run?
 
     Expectations are matched by message and occurrence (the third
@@ -79,7 +55,7 @@ def judge(reference: list[dict], student: list[dict]) -> Verdict:
     """
     if not reference:
         return Verdict(False, "this test has no reference values (the grader cannot judge it)")
-    published: dict[str, list[dict]] = defaultdict(list)
+    published: dict[str, list[Published]] = defaultdict(list)
     for payload in student:
         published[payload["label"]].append(payload)
     seen: Counter[str] = Counter()
@@ -94,18 +70,18 @@ def judge(reference: list[dict], student: list[dict]) -> Verdict:
     return Verdict(True)
 
 
-def _matches(published: dict, expected: dict) -> bool:
+def _matches(published: Published, expected: Published) -> bool:
     """Does a published value match the reference's? A value that cannot be decoded or compared
     (of any shape, size or nesting a kernel could send) is a failed expectation, never an error."""
     try:
         problem = checks.compare(checks.decode(published["value"]), checks.decode(expected["value"]),
-                                 rtol=float(expected.get("rtol", 1e-5)), atol=float(expected.get("atol", 1e-8)))
+                                 rtol=expected["rtol"], atol=expected["atol"])
     except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError):
         return False
     return problem is None
 
 
-def surplus(reference: list[dict], student: list[dict]) -> list[str]:
+def surplus(reference: list[Published], student: list[Published]) -> list[str]:
     """Messages the student's run published more often than the reference did: the
     test cannot have produced them, so something in the submission did."""
     wanted = Counter(p["label"] for p in reference)

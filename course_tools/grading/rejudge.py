@@ -1,9 +1,9 @@
 """``course rejudge A``: judge every graded submission again, without running anyone's code.
 
 Each graded submission's status record keeps what its kernel published for each test cell
-(``"published": {grade_id: [payload, ...]}``, plain data: the judge's inputs). When a hidden
-test is fixed (a tolerance, a target) and ``course release`` has made the reference values
-again, those stored values are judged against the new reference with its tolerances, in this
+(``"published": {grade_id: [message, ...]}``, each a :class:`course_utils.checks.Published`:
+the judge's inputs). When a hidden test is fixed (a tolerance, a target) and ``course release``
+has made the reference values again, those stored values are judged against the new reference with its tolerances, in this
 process: no kernel starts. Scores change in the gradebook through nbgrader's API (each test
 cell's ``auto_score``; a TA's manual override stays), in the status record and in the
 autograded notebook's test cell (its failure message), and late penalties follow the new scores.
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from course_tools.grading import judge, late, reference, status
 from course_tools.grading.status import FLAGGED, GRADED
 from course_tools.layout import Course
+from course_utils.checks import stored_list
 
 JUDGED_STATUSES = (GRADED, FLAGGED)
 
@@ -66,7 +67,7 @@ def expected_labels(values: dict[str, dict]) -> tuple[dict[str, list[str]], dict
     labels, notebook_of = {}, {}
     for notebook, stored in values.items():
         for gid, payloads in stored["cells"].items():
-            labels[gid] = [p["label"] for p in payloads]
+            labels[gid] = [p["label"] for p in stored_list(payloads)]
             notebook_of[gid] = notebook
     return labels, notebook_of
 
@@ -95,25 +96,21 @@ def rejudge(course: Course, assignment: str) -> RejudgeReport:
         raise RejudgeError(f"the reference values of {assignment} are missing or older than its notebook: run "
                            f"`course release {assignment}` first (it makes them from the solution)")
     expected, notebook_of = expected_labels(values)
-    ref_payloads = {gid: payloads for stored in values.values() for gid, payloads in stored["cells"].items()}
+    ref_payloads = {gid: stored_list(payloads) for stored in values.values()
+                    for gid, payloads in stored["cells"].items()}
     records = {s: r for s in sorted(status.students_with_records(course, assignment))
                if (r := status.read(course, assignment, s)) and r.get("status") in JUDGED_STATUSES}
     report = RejudgeReport(assignment, rerun=stale_tests(expected, records))
     verdicts = {}
     for student, record in records.items():
         skip = set(report.rerun.get(student, []))
-        verdicts[student] = {gid: judge.judge(ref_payloads[gid], stored_payloads(record["published"][gid]))
+        verdicts[student] = {gid: judge.judge(ref_payloads[gid], stored_list(record["published"][gid]))
                              for gid in expected if gid not in skip}
     report.changed = _save(course, assignment, notebook_of, records, verdicts)
     report.judged = len(records)
     report.penalties_changed = late.apply(course, assignment)
     report.seconds = time.perf_counter() - started
     return report
-
-
-def stored_payloads(stored: list) -> list[dict]:
-    """Stored values as the judge takes them (a record is plain JSON; anything malformed is dropped)."""
-    return [p for p in stored if isinstance(p, dict) and isinstance(p.get("label"), str) and "value" in p]
 
 
 def _save(course: Course, assignment: str, notebook_of: dict[str, str], records: dict[str, dict],

@@ -29,9 +29,9 @@ from pathlib import Path
 from course_tools import assignments
 from course_tools.grading import similarity, status
 from course_tools.grading.judge import judge
-from course_tools.grading.rejudge import stored_payloads
 from course_tools.grading.status import FLAGGED, GRADED, NEEDS_MANUAL, NOT_GRADED, STATUSES
 from course_tools.layout import Course
+from course_utils.checks import Published, stored_list
 
 JUDGED = (GRADED, FLAGGED, NEEDS_MANUAL)  # statuses of a record whose test scores stand
 BINS = 20  # bars of the score histogram at most
@@ -179,14 +179,14 @@ def _graded_cells(course: Course, assignment: str, reference: dict, notes: list[
 # ---------------------------------------------------------------- counting
 
 
-def first_failure(reference: dict[str, list[dict]], published: object, test: str) -> str:
+def first_failure(reference: dict[str, list[Published]], published: object, test: str) -> str:
     """The label of the expectation a failed test failed first, judged as grading judges it."""
     if test not in reference:
         return NO_REFERENCE
     if not isinstance(published, dict):
         return NO_VALUES
     stored = published.get(test, [])
-    verdict = judge(reference[test], stored_payloads(stored) if isinstance(stored, list) else [])
+    verdict = judge(reference[test], stored_list(stored))
     return STALE if verdict.passed else verdict.message
 
 
@@ -230,7 +230,7 @@ def _written_rates(report: AssignmentReport, grades: dict[str, list[tuple]]) -> 
                 cell.failed += 1
 
 
-def clusters(reference: dict[str, list[dict]], records: dict[str, dict]) -> list[Cluster]:
+def clusters(reference: dict[str, list[Published]], records: dict[str, dict]) -> list[Cluster]:
     """Identical wrong values on the same expectation, shared by two students or more, largest first."""
     judged_by: Counter[tuple] = Counter()
     holders: dict[tuple, list[str]] = defaultdict(list)

@@ -47,6 +47,7 @@ from course_tools.grading import status
 from course_tools.grading.intake import read_submission
 from course_tools.grading.judge import judge
 from course_tools.layout import Course
+from course_utils.checks import Published, stored_list
 
 NOISE = 25  # characters of normalised code a match must span (copydetect's default noise threshold)
 WINDOW = 1  # winnowing window: guarantee threshold = noise threshold, every fingerprint kept
@@ -191,7 +192,7 @@ class WrongValue:
     weight: float = 0.0  # rarity: log(judged / students) / log(judged)
 
 
-def reference_values(course: Course, assignment: str) -> dict[str, list[dict]]:
+def reference_values(course: Course, assignment: str) -> dict[str, list[Published]]:
     """Test grade id -> what the solution published: the values the status records were judged against.
 
     Read without :func:`course_tools.grading.reference.load`'s freshness check: a
@@ -201,7 +202,7 @@ def reference_values(course: Course, assignment: str) -> dict[str, list[dict]]:
     if not path.is_file():
         return {}
     stored = json.loads(path.read_text())
-    return {gid: payloads for notebook in stored.get("notebooks", {}).values()
+    return {gid: stored_list(payloads) for notebook in stored.get("notebooks", {}).values()
             for gid, payloads in notebook.get("cells", {}).items()}
 
 
@@ -215,7 +216,7 @@ def _key(value: object) -> str | None:
         return None
 
 
-def wrong_values(reference: dict[str, list[dict]], published: object) -> tuple[set, dict[tuple, WrongValue]]:
+def wrong_values(reference: dict[str, list[Published]], published: object) -> tuple[set, dict[tuple, WrongValue]]:
     """The expectations one record published a value for, and those whose value is wrong.
 
     Expectations are named (test, label, occurrence), matched as :func:`judge` matches them.
@@ -227,13 +228,11 @@ def wrong_values(reference: dict[str, list[dict]], published: object) -> tuple[s
         expected = reference.get(test)
         if not expected or not isinstance(payloads, list):
             continue
-        by_label: dict[str, list[dict]] = defaultdict(list)
+        by_label: dict[str, list[Published]] = defaultdict(list)
         for p in expected:
             by_label[p["label"]].append(p)
         seen: Counter[str] = Counter()
-        for payload in payloads:
-            if not isinstance(payload, dict) or not isinstance(payload.get("label"), str) or "value" not in payload:
-                continue
+        for payload in stored_list(payloads):
             label, k = payload["label"], seen[payload["label"]]
             seen[label] += 1
             if k >= len(by_label[label]):
