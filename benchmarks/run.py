@@ -53,12 +53,13 @@ def main() -> int:
     args = parser.parse_args()
     names = args.assignments or sorted(p.stem for p in HERE.glob("*.toml"))
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+    seconds: dict[str, float] = {}
     for name in names:
         spec = HERE / f"{name}.toml"
         targets = tomllib.loads(spec.read_text()).get("target", []) if spec.is_file() else []
         start = time.perf_counter()
         results = run(name, fast=args.fast, results=HERE / f"{name}.results.json")
-        wall = time.perf_counter() - start
+        wall = seconds[name] = time.perf_counter() - start
         print(f"{name} ({'FAST' if args.fast else 'default settings'}): whole notebook {wall:.0f} s "
               f"(load {os.getloadavg()[0]:.2f})")
         for line in check(results, targets) if not args.fast else []:
@@ -67,7 +68,22 @@ def main() -> int:
         for key, value in sorted(others.items()):
             shown = f"{value:.4g}" if isinstance(value, float) else str(value)  # dicts and lists as text
             print(f"  {key:<28}{shown:>12}")
+    print(shares(seconds, budget=COURSE_BUDGET_S if not args.fast else None))
     return 0
+
+
+COURSE_BUDGET_S = 45 * 60  # the whole course at its defaults, on two idle cores
+
+
+def shares(seconds: dict[str, float], budget: float | None = None) -> str:
+    """The whole run's total and each notebook's share of it, largest first, so the cost of the
+    next assignment is visible when it lands (and, at defaults, the total against the budget)."""
+    total = sum(seconds.values())
+    lines = [f"total {total / 60:.1f} min for {len(seconds)} notebooks"
+             + (f" (budget {budget / 60:.0f} min: {'met' if total <= budget else 'MISSED'})" if budget else "")]
+    for name, s in sorted(seconds.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {name:<24}{s:>8.0f} s  {100 * s / total if total else 0:5.1f}%")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
