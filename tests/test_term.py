@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from datetime import timedelta
 from pathlib import Path
 
 import nbformat
@@ -113,6 +114,25 @@ def _grade_written(root: Path, assignment: str, students: list[str]) -> None:
         gb.db.commit()
 
 
+def _penalties(root: Path) -> dict[str, float]:
+    """nbgrader's own late penalty of every submission in the gradebook (what the Formgrader and
+    `nbgrader export` show), by "student/assignment"."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        return {f"{sub.student_id}/{a.name}": sum(nb.late_submission_penalty or 0.0 for nb in sub.notebooks)
+                for a in gb.assignments for sub in a.submissions}
+
+
+def _extensions(root: Path) -> dict[str, object]:
+    """Each submission's extension in the gradebook, where one is set."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        return {f"{sub.student_id}/{a.name}": sub.extension for a in gb.assignments for sub in a.submissions
+                if sub.extension is not None}
+
+
 def _export(root: Path, tmp: Path, *args: str) -> list[list[str]]:
     out = tmp / "out.csv"
     assert cli.main([*args, "-o", str(out)]) == 0
@@ -136,6 +156,8 @@ def _forbid_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jupyter_client.manager.AsyncKernelManager, "start_kernel", refuse)
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
     monkeypatch.setattr(multiprocessing.context.Process, "start", refuse)
+    for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system"):
+        monkeypatch.setattr(os, name, refuse)
 
 
 @pytest.mark.slow
@@ -189,8 +211,14 @@ def test_a_term(toy_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     graded = {name: sorted(p.parent.parent.name for p in (root / "autograded").glob(f"*/{name}/{name}.ipynb"))
               for name in ("toy", "toy2", "toy3")}
     assert len(graded["toy"]) == 41 and len(graded["toy2"]) == 10 and len(graded["toy3"]) == 10
+    # nbgrader's AssignLatePenalties asked the course's policy while grading: a share of the 4 automatic
+    # points (the written answer is not marked yet); stud01 is late by the due date, not by its extension
+    penalties = _penalties(root)
+    assert penalties["stud00/toy2"] == pytest.approx(0.4) and penalties["stud04/toy"] == pytest.approx(0.8)
+    assert penalties["stud01/toy"] == 0.0 and penalties["stud00/toy"] == 0.0
+    waiting = {("toy", "stud39"), ("toy2", "stud09")}  # their written answers are not marked
     for name, students in graded.items():
-        _grade_written(root, name, [s for s in students if (name, s) != ("toy", "stud39")])  # stud39 waits
+        _grade_written(root, name, [s for s in students if (name, s) not in waiting])
     record = json.loads((root / "grading" / "toy3" / "stud05.json").read_text())
     assert [p["label"] for p in record["published"]["test_square"]] == [
         "square of a negative number should be positive", "square of a negative fraction should be positive"]
@@ -198,6 +226,7 @@ def test_a_term(toy_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     # per assignment: lateness, grace days, the score before and after
     rows = _table([[r[0] + "/" + r[1], *r[1:]] for r in _export(root, tmp_path, "export", "toy", "toy2", "toy3")])
+    before_rejudge = rows
     assert rows["stud00/toy"]["late"] == "late 1 d 12 h 1 min" and rows["stud00/toy"]["grace_days"] == "2"
     assert rows["stud00/toy"]["penalty"] == "0.0" and rows["stud00/toy"]["score"] == "5.0"
     assert rows["stud00/toy2"]["grace_days"] == "1" and rows["stud00/toy2"]["penalty"] == "0.5"  # 2 days: 1 charged
@@ -222,9 +251,14 @@ def test_a_term(toy_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     changed = sorted(line.split(":")[0].strip() for line in out.splitlines() if "->" in line)
     assert changed == ["stud05", "stud06", "stud07"], out
     assert "stud05: 3 -> 5  (test_square)" in out and "need their code run again" not in out
-    rows = _table([[r[0] + "/" + r[1], *r[1:]] for r in _export(root, tmp_path, "export", "toy3")])
+    rows = _table([[r[0] + "/" + r[1], *r[1:]] for r in _export(root, tmp_path, "export", "toy", "toy2", "toy3")])
     assert rows["stud05/toy3"]["score_before_penalty"] == "5.0" and rows["stud05/toy3"]["score"] == "5.0"
     assert rows["stud05/toy3"]["grace_days"] == "1"  # a day late, covered by grace
+    # in the gradebook, exactly those three scores changed, and nothing else of any row
+    assert rows.keys() == before_rejudge.keys()
+    differ = {key: [c for c in row if row[c] != before_rejudge[key][c]] for key, row in rows.items()
+              if row != before_rejudge[key]}
+    assert differ == {f"{s}/toy3": ["score", "score_before_penalty"] for s in ("stud05", "stud06", "stud07")}
     assert "TestFailed" not in (root / "autograded" / "stud05" / "toy3" / "toy3.ipynb").read_text()
 
     # the whole term: plain CSV
@@ -235,6 +269,15 @@ def test_a_term(toy_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert term["stud20"]["missing"] == "toy2 toy3" and term["stud20"]["weighted_percent"] == "25.0"
     assert term["stud39"]["status"] == "incomplete" and term["stud39"]["weighted_percent"] == ""
     assert "toy: needs manual grading" in term["stud39"]["reason"]
+    assert term["stud09"]["status"] == "incomplete" and term["stud09"]["weighted_percent"] == ""
+    # course term brought the gradebook up to date: extensions, and nbgrader's penalties now agree with
+    # the export's on every graded row (the written answers were marked after autograding)
+    assert _extensions(root) == {"stud01/toy": timedelta(days=3), "stud02/toy2": timedelta(days=4)}
+    rows, penalties = _table([[r[0] + "/" + r[1], *r[1:]] for r in _export(root, tmp_path, "export")]), _penalties(root)
+    assert penalties["stud00/toy2"] == pytest.approx(0.5)
+    for key, row in rows.items():
+        if row["score"] != "":
+            assert penalties[key] == pytest.approx(float(row["penalty"] or 0)), key
 
     # ... and as the LMSes import it: the columns of tests/test_lms.py, a column per assignment
     canvas = _export(root, tmp_path, "term", "--format", "canvas")
@@ -243,11 +286,16 @@ def test_a_term(toy_course: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert canvas[1][0].strip() == "Points Possible" and canvas[1][5:] == ["5", "5", "5", "100"]
     grades = {row[1]: row[5:] for row in canvas[2:]}
     assert grades["1000"] == ["5", "4.5", "4.5", "92.5"] and len(grades) == 10
+    assert grades["1009"] == ["5", "", "5", ""]  # not final: left empty, never a number that looks final
     moodle = _export(root, tmp_path, "term", "--format", "moodle")
-    assert moodle[0][:3] == ["Identifier", "Full name", "Email address"]
-    assert moodle[0][3:5] == ["toy Grade", "toy Maximum Grade"] and moodle[0][-1] == "Feedback comments"
+    assert moodle[0] == ["Identifier", "Full name", "Email address", "toy Grade", "toy Maximum Grade",
+                         "toy2 Grade", "toy2 Maximum Grade", "toy3 Grade", "toy3 Maximum Grade",
+                         "Term total (%) Grade", "Term total (%) Maximum Grade", "Feedback comments"]
     by_id = {row[0].removeprefix("Participant "): row for row in moodle[1:]}
-    assert by_id["4205"][3:5] == ["5", "5"] and by_id["4205"][7:9] == ["5", "5"]
+    assert sorted(by_id) == [str(4200 + i) for i in range(10)]
+    assert {tuple(row[4:11:2]) for row in moodle[1:]} == {("5", "5", "5", "100")}  # every maximum, every row
+    assert by_id["4205"][3:10:2] == ["5", "5", "5", "100"] and by_id["4205"][1] == "Stud05"
+    assert by_id["4200"][3:10:2] == ["5", "4.5", "4.5", "92.5"] and by_id["4209"][3:10:2] == ["5", "", "5", ""]
 
 
 def test_grace_days_are_spent_in_term_order_and_penalties_capped() -> None:

@@ -328,7 +328,7 @@ def moodle_table(columns: list[str], maxima: list[object], lines: list[tuple[dic
     then Feedback comments. An empty grade is not imported."""
     out = io.StringIO()
     writer = csv.writer(out)
-    pairs = [(c, "Maximum Grade" if c == "Grade" else f"{c} Maximum Grade") for c in columns]
+    pairs = [("Grade", "Maximum Grade") if c == "Grade" else (f"{c} Grade", f"{c} Maximum Grade") for c in columns]
     writer.writerow(["Identifier", "Full name", "Email address", *(n for pair in pairs for n in pair),
                      "Feedback comments"])
     for who, scores in lines:

@@ -100,7 +100,8 @@ def write_lms(course: Course, table: TermTable, lms: str) -> tuple[str, list[str
     lines = []
     for student, who in sorted(identities.items()):
         r = by_student.get(student, {})
-        scores = [_final(r, a) for a in table.assignments] + [r.get(TOTAL, "")]
+        total = r.get(TOTAL, "")
+        scores = [_final(r, a) for a in table.assignments] + [f"{total:g}" if total != "" else ""]
         lines.append((who, scores))
     columns = [*table.assignments, "Term total (%)"]
     maxima: list[object] = [table.max_scores[a] for a in table.assignments] + [100]
