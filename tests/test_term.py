@@ -338,3 +338,16 @@ def test_stale_tests_need_a_run_only_where_stored_values_cannot_answer() -> None
     # submission ever published "d", so every one needs a run for it
     assert rejudge_module.stale_tests(want, records) == {
         "full": ["t2"], "stopped": ["t2"], "changed": ["t1", "t2"], "old": ["t1", "t2"]}
+
+
+def test_times_are_read_in_the_course_time_zone_and_extra_days_keep_the_clock(toy_course: Path) -> None:
+    # Europe/Zurich is UTC+2 until 2026-10-25, UTC+1 after; the gradebook keeps naive UTC
+    assert parse_time("2026-10-09 23:59", "Europe/Zurich") == parse_time("2026-10-09 21:59")
+    assert parse_time("2026-11-09", "Europe/Zurich") == parse_time("2026-11-09 22:59:59")
+    assert parse_time("2026-10-09T23:59+00:00", "Europe/Zurich") == parse_time("2026-10-09 23:59")
+    (toy_course / "course.toml").write_text('[course]\ntimezone = "Europe/Zurich"\n\n'
+                                            "[assignments.toy]\ndue = 2026-10-24T23:59:00\n")  # a TOML date-time
+    (toy_course / "extensions.csv").write_text("student,assignment,due,days\nann,toy,,2\n")
+    term = load(Course.current())
+    assert term.due["toy"] == parse_time("2026-10-24 21:59")  # 23:59 in Zurich, not in UTC
+    assert term.due_for("ann", "toy") == parse_time("2026-10-26 22:59")  # 23:59 in Zurich two days later

@@ -80,6 +80,12 @@ def parse_time(text: str, tz: str = "UTC") -> datetime:
     return when.astimezone(timezone.utc).replace(tzinfo=None)
 
 
+def listed_time(value: object, tz: str) -> datetime:
+    """A ``due`` of ``course.toml`` as naive UTC: a string, or TOML's own date-time or date, all read
+    alike (without an offset, in the course's time zone)."""
+    return parse_time(value.isoformat() if isinstance(value, datetime) else str(value), tz)
+
+
 def read_course_file(course: Course) -> tuple[dict[str, dict], str]:
     """The ``[assignments.*]`` tables of ``course.toml`` and its time zone (no file: none, UTC)."""
     path = course.course_file()
@@ -90,6 +96,10 @@ def read_course_file(course: Course) -> tuple[dict[str, dict], str]:
     except tomllib.TOMLDecodeError as exc:
         raise CalendarError(f"{path.name}: {exc}") from None
     tz = str(data.get("course", {}).get("timezone", "UTC"))
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CalendarError(f"{path.name}: unknown time zone {tz!r} in [course] timezone") from None
     tables = data.get("assignments", {})
     for name, table in tables.items():
         unknown = set(table) - {"due", "weight"}
@@ -106,9 +116,7 @@ def load(course: Course) -> Term:
     weights: dict[str, float] = {}
     for name, table in tables.items():
         if "due" in table:
-            due[name] = table["due"] if isinstance(table["due"], datetime) else parse_time(table["due"], tz)
-            if due[name].tzinfo is not None:
-                due[name] = due[name].astimezone(timezone.utc).replace(tzinfo=None)
+            due[name] = listed_time(table["due"], tz)
         else:
             due.setdefault(name, None)
         try:
@@ -162,9 +170,17 @@ def _extension(row: dict, due: dict[str, datetime | None], tz: str) -> tuple[tup
     if due[assignment] is None:
         raise CalendarError(f"{assignment} has no due date to add days to")
     try:
-        return (student, assignment), due[assignment] + timedelta(days=float(days))
-    except ValueError:
-        raise CalendarError(f"days {days!r} is not a number") from None
+        return (student, assignment), _add_local(due[assignment], timedelta(days=float(days)), tz)
+    except (ValueError, OverflowError):
+        raise CalendarError(f"days {days!r} is not a number of days") from None
+
+
+def _add_local(when: datetime, extra: timedelta, tz: str) -> datetime:
+    """``when`` (naive UTC) plus ``extra`` on the course's clock: two extra days after 23:59 are 23:59
+    two days later, even across a change to or from summer time."""
+    zone = ZoneInfo(tz)
+    local = when.replace(tzinfo=timezone.utc).astimezone(zone).replace(tzinfo=None) + extra
+    return local.replace(tzinfo=zone).astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def set_due(course: Course, assignment: str, text: str) -> datetime:
@@ -175,7 +191,7 @@ def set_due(course: Course, assignment: str, text: str) -> datetime:
     tables, tz = read_course_file(course)
     when = parse_time(text, tz)
     listed = tables.get(assignment, {}).get("due")
-    if listed is not None and parse_time(str(listed), tz) != when:
+    if listed is not None and listed_time(listed, tz) != when:
         raise CalendarError(f"{course.course_file().name} gives {assignment} the due date {listed}: "
                             "change it there (the file wins)")
     with Gradebook(course.gradebook_url()) as gb:

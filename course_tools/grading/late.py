@@ -128,8 +128,9 @@ def submission_times(course: Course, assignments: list[str]) -> dict[tuple[str, 
             stamp = course.submitted(student, assignment) / "timestamp.txt"
             if stamp.is_file() and not stamp.is_symlink():
                 try:
-                    when = parse_utc(stamp.read_text(encoding="utf-8", errors="replace")[:100].strip())
-                except (ValueError, OverflowError):
+                    with open(stamp, "rb") as f:  # the submission's file: read no more than a time needs
+                        when = parse_utc(f.read(100).decode("utf-8", errors="replace").strip())
+                except (OSError, ValueError, OverflowError):
                     continue  # an unreadable stamp: the gradebook's time, if any, stands
                 times[student, assignment] = when if when.tzinfo is None else \
                     when.astimezone(timezone.utc).replace(tzinfo=None)
