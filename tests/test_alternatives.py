@@ -80,7 +80,7 @@ def test_selfcheck_grades_every_alternative_variant_even_in_a_sample(toy_course:
     _register(toy_course, WRONG)
     report = selfcheck("toy", sample=1)
     assert "alternatives 1 (power_operator, python_sum): full marks 4/4" in report.lines
-    assert "alternatives 2 (keeps_sign): LOST POINTS 2/4 (test_square 0/2)" in report.lines
+    assert "alternatives 2 (keeps_sign, warns_on_lists): LOST POINTS 2/4 (test_square 0/2)" in report.lines
     assert report.problems == ["alternative keeps_sign (keeps the sign: not a right answer, registered to see the "
                                "selfcheck refuse it) loses points on test_square: "
                                "square of a negative number should be positive"]

@@ -401,10 +401,13 @@ class GradingExecute(Execute):
             self._report["surplus"] += [TestNote(gid, status.quote(label)).text() for label in labels[:10]]
             if len(labels) > 10:
                 self._report["surplus"].append(TestNote(gid, f"{len(labels) - 10} more messages").text())
-            cell.outputs = [_neutral(o) for o in cell.outputs]
+            stopped = any(o.get("output_type") == "error" for o in cell.outputs)
+            cell.outputs = [_neutral(o, judged_right=verdict.passed) for o in cell.outputs]
             if not verdict.passed:
-                cell.outputs.append(new_output("error", ename="TestFailed", evalue=verdict.message,
-                                               traceback=[f"TestFailed: {verdict.message}"]))
+                message = verdict.message if verdict.reached or not stopped else \
+                    f"{verdict.message} (not checked: the test stopped at the error above)"
+                cell.outputs.append(new_output("error", ename="TestFailed", evalue=message,
+                                               traceback=[f"TestFailed: {message}"]))
         notes = [TestNote(grade_id(self.nb.cells[i], i), "published outside its hidden tests")
                  for i in self._stray_publishers]
         notes += [TestNote(grade_id(self.nb.cells[i], i), "published a value no expectation writes (malformed or "
@@ -567,9 +570,13 @@ def _published_value(msg: dict) -> str | None:
     return raw if isinstance(raw, str) else None
 
 
-def _neutral(output: NotebookNode) -> NotebookNode:
+def _neutral(output: NotebookNode, judged_right: bool = False) -> NotebookNode:
     """A test cell's own output that cannot score: an error becomes its text on stderr (what the
-    student's visible checks said), a result becomes a plain display."""
+    student's visible checks said), a result becomes a plain display. In a test judged right, text
+    on stderr (a library's warning) becomes plain output: nbgrader zeroes a cell with any stderr,
+    and a warning is not a wrong answer."""
+    if judged_right and output.get("output_type") == "stream" and output.get("name") == "stderr":
+        return new_output("stream", name="stdout", text=output.get("text", ""))
     if output.get("output_type") == "error":
         text = "\n".join(output.get("traceback") or []) or f"{output.get('ename')}: {output.get('evalue')}"
         return new_output("stream", name="stderr", text=text + "\n")

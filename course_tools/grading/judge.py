@@ -43,6 +43,7 @@ parse_payload = checks.read_published  # a kernel's text -> Published, or None f
 class Verdict:
     passed: bool
     message: str = ""  # from the reference run: what a student may see
+    reached: bool = True  # False: the test stopped before this expectation published anything
 
 
 def judge(reference: list[Published], student: list[Published]) -> Verdict:
@@ -64,7 +65,7 @@ def judge(reference: list[Published], student: list[Published]) -> Verdict:
         k = seen[label]
         seen[label] += 1
         if k >= len(published[label]):
-            return Verdict(False, label)
+            return Verdict(False, label, reached=False)
         if not _matches(published[label][k], expected):
             return Verdict(False, label)
     return Verdict(True)
