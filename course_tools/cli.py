@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -65,6 +64,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     from nbgrader.coursedir import CourseDirectory
 
     from course_tools.config import load_config
+    from course_tools.grading.nbgrader_errors import cause
 
     config = load_config()
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
@@ -77,7 +77,7 @@ def cmd_release(args: argparse.Namespace) -> int:
             continue
         result = api.generate_assignment(name, force=True, create=True)
         if not result["success"]:
-            print(f"{name}: generate_assignment failed: {_cause(result)}")
+            print(f"{name}: generate_assignment failed: {cause(result)}")
             failed += 1
             continue
         a = assignments.load(name)
@@ -118,13 +118,6 @@ def _make_reference(name: str) -> bool:
     print(f"          {'':<16} -> {course.reference_file(name).relative_to(course.root)}  (the values submissions "
           "are judged against)")
     return True
-
-
-def _cause(result: dict) -> str:
-    """The exception line of a failed nbgrader API call (its error field only says "see above")."""
-    lines = [ln.strip() for ln in (result.get("log") or "").splitlines()]
-    causes = [ln for ln in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", ln)]
-    return causes[-1] if causes else (result.get("error") or result.get("log") or "no details")
 
 
 def cmd_workspace(args: argparse.Namespace) -> int:

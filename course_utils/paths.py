@@ -19,6 +19,7 @@ FAST_ENV = "COURSE_FAST"
 DATA_ENV = "COURSE_DATA"
 RESULTS_ENV = "COURSE_RESULTS"
 ROOT_ENV = "COURSE_ROOT"
+DEVICE_ENV = "COURSE_DEVICE"  # cpu, cuda or mps: the device notebooks train on (repro.pick_device)
 JUDGE_ENV = "COURSE_JUDGE"  # set by the course's grader: expectations publish their values (checks.expect)
 EXECUTION_ENV = "NBGRADER_EXECUTION"  # set by nbgrader while it runs a notebook: "autograde" or "validate"
 

@@ -10,6 +10,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from course_utils.paths import DEVICE_ENV
+
 
 def seed_everything(seed: int = 0) -> None:
     """Seed python, numpy and torch so that a notebook's numbers (and the
@@ -27,7 +29,7 @@ def pick_device(prefer: str | None = None) -> torch.device:
     ``prefer`` (or ``$COURSE_DEVICE``) forces a choice, e.g. ``"cpu"`` to
     compare timings with the course's reference machine.
     """
-    choice = prefer or os.environ.get("COURSE_DEVICE")
+    choice = prefer or os.environ.get(DEVICE_ENV)
     if choice:
         return torch.device(choice)
     if torch.cuda.is_available():

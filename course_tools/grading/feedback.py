@@ -11,7 +11,7 @@ from traitlets import Bool
 from course_tools.assignments import is_test_cell
 from course_tools.testcells import visible_part
 from course_tools.grading.export import rows
-from course_tools.grading.job import explain
+from course_tools.grading.nbgrader_errors import explain
 from course_tools.grading.feedback_page import drop_mathjax_script, waiting_for_grading
 from course_tools.grading.status import NO_SUBMISSION, NOT_GRADED
 from course_tools.layout import Course
