@@ -298,37 +298,9 @@ def cmd_rejudge(args: argparse.Namespace) -> int:
 
 
 def cmd_term(args: argparse.Namespace) -> int:
-    """The term's grade file; due dates, extensions and late penalties brought up to date first."""
-    from course_tools.grading import deadlines, late, term_export
-    from course_tools.grading.lms import ArchiveError
+    from course_tools.grading.term_export import main as term
 
-    course = Course.current()
-    try:
-        term = deadlines.load(course)
-        deadlines.sync_gradebook(course, term)
-        lateness = late.term_lateness(course, term=term)
-        for name in term.due:
-            late.apply(course, name, lateness)
-        table = term_export.term_table(course)
-        unknown: list[str] = []
-        if args.format == "csv":
-            text = term_export.write_csv(table)
-        else:
-            text, unknown = term_export.write_lms(course, table, args.format)
-    except (deadlines.CalendarError, ArchiveError) as exc:
-        print(f"course term: {exc}", file=sys.stderr)
-        return 2
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    incomplete = [r["student"] for r in table.rows if r["status"] != term_export.COMPLETE]
-    print(f"{len(table.rows)} students, {len(table.assignments)} assignments ({', '.join(table.assignments)}); "
-          f"{len(incomplete)} without a final total" + (f": {', '.join(incomplete)}" if incomplete else ""),
-          file=sys.stderr)
-    if unknown:
-        print(f"{len(unknown)} students have no {args.format} identity: {', '.join(unknown)}", file=sys.stderr)
-    return 0
+    return term(Course.current(), args.format, Path(args.output) if args.output else None)
 
 
 def cmd_collect_zip(args: argparse.Namespace) -> int:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from course_tools.grading import deadlines, late
 from course_tools.grading.export import rows
@@ -114,3 +116,30 @@ def _final(row: dict, assignment: str) -> str:
     if row.get(f"{assignment} status") == GRADED and row.get(assignment, "") != "":
         return f"{float(row[assignment]):g}"
     return ""
+
+
+def main(course: Course, lms: str = "csv", output: Path | None = None) -> int:
+    """``course term``: due dates, extensions and late penalties brought up to date, then the term's
+    grade file written (to ``output``, else standard output) and what is unfinished said on stderr."""
+    try:
+        term = deadlines.load(course)
+        deadlines.sync_gradebook(course, term)
+        lateness = late.term_lateness(course, term=term)
+        for name in term.due:
+            late.apply(course, name, lateness)
+        table = term_table(course)
+        text, unknown = (write_csv(table), []) if lms == "csv" else write_lms(course, table, lms)
+    except (deadlines.CalendarError, ArchiveError) as exc:
+        print(f"course term: {exc}", file=sys.stderr)
+        return 2
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    incomplete = [r["student"] for r in table.rows if r["status"] != COMPLETE]
+    print(f"{len(table.rows)} students, {len(table.assignments)} assignments ({', '.join(table.assignments)}); "
+          f"{len(incomplete)} without a final total" + (f": {', '.join(incomplete)}" if incomplete else ""),
+          file=sys.stderr)
+    if unknown:
+        print(f"{len(unknown)} students have no {lms} identity: {', '.join(unknown)}", file=sys.stderr)
+    return 0
