@@ -86,6 +86,7 @@ CHANGES: dict[str, list[Change]] = {
     "maml": [Change("given.weights_widget(snapshots)", "slide")],
     "moe": [Change("given.routing_explorer(", "select"), Change("given.routing_explorer(", "slide")],
     "nmt": [Change("interact(show_attention", "select")],
+    "regularization": [Change("given.decay_explorer(", "slide")],
     "rnn_gradients": [Change("given.jacobian_explorer(", "select"), Change("given.forget_bias_explorer(", "slide")],
     "scaling_laws": [
         Change("widgets.interactive(lambda log10_c", "slide", expect=lambda v: f"C = {10 ** float(v):.2e} FLOPs"),
