@@ -37,7 +37,8 @@ def _answers(nb: nbformat.NotebookNode) -> dict[str, str]:
 
 def test_alternatives_are_read_in_file_order(toy_course: Path) -> None:
     found = mutants.load_alternatives("toy")
-    assert [(a.name, a.cell) for a in found] == [("power_operator", "square"), ("python_sum", "mean_square")]
+    assert [(a.name, a.cell) for a in found] == [("power_operator", "square"), ("python_sum", "mean_square"),
+                                                 ("warns_on_lists", "mean_square")]
     assert "x ** 2" in found[0].code and found[0].why
 
 
@@ -61,7 +62,7 @@ def test_a_malformed_alternative_is_refused(toy_course: Path, entry: str, proble
 
 def test_a_variant_is_the_release_with_every_answer_filled_in(toy_course: Path) -> None:
     source = nbformat.read(toy_course / "notebooks" / "toy" / "toy.ipynb", as_version=4)
-    power, _ = mutants.load_alternatives("toy")
+    power = mutants.load_alternatives("toy")[0]
     with scratch_course("toy") as course:
         release = nbformat.read(course.release(), as_version=4)
     filled = _answers(mutants.apply_alternatives(source, release, [power]))
