@@ -39,3 +39,14 @@ def opened(path: Path, width: int = 1280, height: int = 900) -> Iterator[tuple[o
             yield page, errors
         finally:
             browser.close()
+
+
+def keep_screenshot(page: object, folder: Path, name: str, copy_to_env: str) -> Path:
+    """A screenshot of the visible page in ``folder`` (checked to hold a picture), copied to the
+    file ``$<copy_to_env>`` names when it is set (how the README's pictures are made)."""
+    shot = folder / f"{name}.png"
+    page.screenshot(path=str(shot), full_page=False)  # type: ignore[attr-defined]
+    assert shot.stat().st_size > 10_000
+    if os.environ.get(copy_to_env):
+        shutil.copy(shot, os.environ[copy_to_env])
+    return shot

@@ -9,7 +9,6 @@ the roster there.
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import statistics
 import tomllib
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import report_class
-from browser_support import opened
+from browser_support import keep_screenshot, opened
 from report_class import FRACTION, HOSTILE, MEAN, NEGATIVE, SCRIPT, TOY
 from similarity_submissions import write_record
 
@@ -173,12 +172,8 @@ def test_page_opens_in_chromium_without_errors(klass: Path, tmp_path: Path) -> N
         for k in range(2):
             box = plots.nth(k).bounding_box()
             assert box and box["width"] > 200 and box["height"] > 100
-        shot = tmp_path / "report.png"
-        page.screenshot(path=str(shot), full_page=False)
+        keep_screenshot(page, tmp_path, "report", "REPORT_SHOT")
     assert not errors, errors
-    assert shot.stat().st_size > 10_000
-    if os.environ.get("REPORT_SHOT"):
-        shutil.copy(shot, os.environ["REPORT_SHOT"])
 
 
 def test_shown_values_are_cut() -> None:

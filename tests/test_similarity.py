@@ -9,13 +9,11 @@ students' answers.
 from __future__ import annotations
 
 import itertools
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_support import opened
+from browser_support import keep_screenshot, opened
 from similarity_submissions import (ASSIGNMENT, CELLS, answers, make_course, notebook, submit, write_record,
                                     write_reference)
 
@@ -193,9 +191,5 @@ def test_page_opens_in_chromium_without_errors(course: Path, tmp_path: Path) -> 
     with opened(Course(course).similarity_page(ASSIGNMENT)) as (page, errors):
         assert page.locator("section").count() >= len(_copy_pairs())
         assert page.locator("mark").count() > 0
-        shot = tmp_path / "similarity.png"
-        page.screenshot(path=str(shot), full_page=False)
+        keep_screenshot(page, tmp_path, "similarity", "SIMILARITY_SHOT")
     assert not errors, errors
-    assert shot.stat().st_size > 10_000
-    if os.environ.get("SIMILARITY_SHOT"):
-        shutil.copy(shot, os.environ["SIMILARITY_SHOT"])
