@@ -78,6 +78,7 @@ CHANGES: dict[str, list[Change]] = {
         Change("given.prompt_widget(retrieval_scores", "type", text="the number three"),
         Change("given.prompt_widget(gallery_scores", "type", text="something round"),
     ],
+    "convolutions": [Change("given.maxpool_explorer(", "slide")],
     "diffusion": [Change("forward_explorer = given.process_widget(", "select"),
                   Change("reverse_explorer = given.process_widget(", "slide"),
                   Change("given.image_process_widget(", "slide")],
