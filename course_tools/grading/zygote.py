@@ -125,7 +125,9 @@ class Zygote:
         self.uid = policy.uid  # the user its kernels run as
         sandbox.prepare_writable([self.work, self.run], policy.uid)
         # What a kernel's fresh /tmp must show again: the sandbox's folders there, but its own.
-        shown = [str(p) for p in [*policy.readonly, self.work, self.run] if Path("/tmp") in p.parents]
+        # (the program itself is not among them: its kernels never need it)
+        shown = [str(p) for p in [*policy.readonly, self.work, self.run]
+                 if Path("/tmp") in p.parents and p != PROGRAM]
         # -P: the program's folder is not put on sys.path (its kernels inherit the path)
         cmd = sandbox.command([sys.executable, "-P", str(PROGRAM), self.socket, str(uid), str(limits.tmp_mib),
                                json.dumps(shown)], policy, env, self.work, as_root=True)
