@@ -122,9 +122,9 @@ def posted_conv_params(length: int) -> Params:
     bias = torch.full((1, 2 * length - 1), -math.inf, dtype=torch.float64)
     bias[0, length - 1 + 1] = math.log(2)   # the posted answer's "previous position", offset j - i = +1
     bias[0, length - 1 - 1] = -math.log(2)
-    zero = torch.zeros(1, 1, 1, dtype=torch.float64)
-    return {"W_Q": zero, "W_K": zero, "W_V": torch.full((1, 1, 1), 3.0, dtype=torch.float64),
-            "W_O": torch.ones(1, 1, 1, dtype=torch.float64), "bias": bias}
+    no_content = torch.zeros((1, 1, 1), dtype=torch.float64)  # query and key weights: content scores off
+    return {"W_Q": no_content, "W_K": no_content.clone(), "W_V": 3.0 * torch.ones((1, 1, 1), dtype=torch.float64),
+            "W_O": torch.eye(1, dtype=torch.float64).reshape(1, 1, 1), "bias": bias}
 
 
 def uniform_sequences(seed: int, batch: int, length: int, low: float, high: float) -> torch.Tensor:
@@ -226,8 +226,8 @@ def small_cnn(make_conv: ConvFactory, channels: tuple[int, ...] = CHANNELS, k: i
 
 
 def count_parameters(model: torch.nn.Module) -> int:
-    """Trainable parameters of a model."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Parameters of a model (every one of them is trained here)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 @dataclass
