@@ -62,7 +62,7 @@ def main() -> None:
     print(f"built {args.submissions} submissions in {time.perf_counter() - started:.0f} s (not timed)")
 
     from course_tools.authoring import mutant_candidates as report_mutants
-    from course_tools.grading import report, report_page
+    from course_tools.grading import report_page
     from course_tools.layout import Course
 
     course = Course(root)
